@@ -1,0 +1,95 @@
+//! Start-up and shutdown of a service process.
+//!
+//! Order matters: telemetry first (so start-up errors are logged and the
+//! propagator is installed before the first request), then bind, then
+//! announce readiness on stdout, serve until Ctrl-C/SIGTERM, and finally
+//! flush the spans of the last requests.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use axum::Router;
+use telemetry::{LogFormat, TelemetryConfig, TelemetryError};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+/// What a service tells [`serve`] about itself.
+pub struct Service {
+    /// Default `service.name` (`OTEL_SERVICE_NAME` overrides it).
+    pub name: &'static str,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Wraps a service's routes with the request-tracing middleware and adds the
+/// untraced `GET /healthz` (health probes every few seconds would otherwise
+/// bury the interesting traces in Jaeger) and a JSON 404 fallback.
+pub fn finish(routes: Router) -> Router {
+    routes
+        .fallback(crate::error::route_not_found)
+        .layer(axum::middleware::from_fn(telemetry::server::trace_request))
+        .merge(Router::new().route("/healthz", axum::routing::get(healthz)))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Runs a service until Ctrl-C or SIGTERM. `build` is called after telemetry
+/// is initialised, because building the router may create the traced client.
+///
+/// Prints one line on stdout once the socket is bound —
+/// `<name> listening on http://<addr>` — which tests and the all-in-one
+/// runner wait for (they start services on port 0).
+pub async fn serve<F>(service: Service, build: F) -> Result<(), ServeError>
+where
+    F: FnOnce() -> Result<Router, ServeError>,
+{
+    let config = TelemetryConfig::from_env(service.name)?;
+    let guard = telemetry::init(&config, service.log_format)?;
+
+    let result = async {
+        let router = build()?;
+        let listener = TcpListener::bind(service.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: service.listen,
+                source,
+            })?;
+        let local = listener.local_addr()?;
+        announce(&config.service_name, local);
+        tracing::info!(address = %local, "{} ready", config.service_name);
+
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(telemetry::shutdown_signal())
+        .await?;
+        tracing::info!("{} stopping: flushing spans", config.service_name);
+        Ok(())
+    }
+    .await;
+
+    guard.shutdown().await;
+    result
+}
+
+fn announce(name: &str, addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{name} listening on http://{addr}");
+    let _ = out.flush();
+}

@@ -1,0 +1,131 @@
+//! The outgoing HTTP client: reqwest + reqwest-middleware + reqwest-tracing.
+//!
+//! reqwest-tracing injects the current context through the global propagator
+//! (`traceparent`, `tracestate`, `baggage`) and opens a span per request; we
+//! supply our own span *backend* so the CLIENT span follows the current HTTP
+//! semantic conventions exactly (integer `server.port`, `url.template`,
+//! `error.type`), which the stock backend does not.
+
+use std::borrow::Cow;
+
+use http::Extensions;
+use opentelemetry_semantic_conventions::attribute as semconv;
+use reqwest::{Request, Response};
+use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use reqwest_tracing::{ReqwestOtelSpanBackend, TracingMiddleware};
+use tracing::field::Empty;
+use tracing::Span;
+
+use crate::TelemetryError;
+
+/// The client every service uses for its downstream calls.
+pub type HttpClient = ClientWithMiddleware;
+
+/// Request extension naming the route template a request targets, e.g.
+/// `/users/{id}`: the span is then named `GET /users/{id}` and carries
+/// `url.template`, while `url.full` keeps the concrete URL.
+#[derive(Debug, Clone)]
+pub struct UrlTemplate(pub Cow<'static, str>);
+
+/// Builds the traced client. Connection pooling is reqwest's: one client per
+/// service, shared by every request, so keep-alive connections are reused.
+pub fn traced_client() -> Result<HttpClient, TelemetryError> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("latency-lab/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(ClientBuilder::new(client)
+        .with(TracingMiddleware::<SemconvSpanBackend>::new())
+        .build())
+}
+
+/// CLIENT spans per the HTTP semantic conventions.
+pub struct SemconvSpanBackend;
+
+impl ReqwestOtelSpanBackend for SemconvSpanBackend {
+    fn on_request_start(req: &Request, ext: &mut Extensions) -> Span {
+        let method = req.method().as_str();
+        let template = ext.get::<UrlTemplate>().map(|t| t.0.clone());
+        let name = match &template {
+            Some(t) => format!("{method} {t}"),
+            None => reqwest_tracing::default_span_name(req, ext).into_owned(),
+        };
+        let url = req.url();
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = %name,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            http.request.method = method,
+            http.response.status_code = Empty,
+            url.full = %redact_credentials(url),
+            url.template = Empty,
+            server.address = url.host_str().unwrap_or(""),
+            server.port = url.port_or_known_default().map(i64::from).unwrap_or(0),
+            error.type = Empty,
+            error.message = Empty,
+        );
+        if let Some(t) = template {
+            span.record(semconv::URL_TEMPLATE, t.as_ref());
+        }
+        span
+    }
+
+    fn on_request_end(span: &Span, outcome: &reqwest_middleware::Result<Response>, _: &mut Extensions) {
+        match outcome {
+            Ok(response) => {
+                let status = response.status();
+                span.record(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
+                // Client spans: any 4xx or 5xx means the call did not do what
+                // the caller asked.
+                if status.is_client_error() || status.is_server_error() {
+                    span.record("otel.status_code", "ERROR");
+                    span.record(semconv::ERROR_TYPE, status.as_str());
+                }
+            }
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                span.record(semconv::ERROR_TYPE, error_type(error));
+                span.record("error.message", error.to_string().as_str());
+            }
+        }
+    }
+}
+
+/// A low-cardinality name for a failed call, for `error.type`.
+pub fn error_type(error: &reqwest_middleware::Error) -> &'static str {
+    match error {
+        reqwest_middleware::Error::Reqwest(e) if e.is_timeout() => "timeout",
+        reqwest_middleware::Error::Reqwest(e) if e.is_connect() => "connect_error",
+        reqwest_middleware::Error::Reqwest(e) if e.is_body() || e.is_decode() => "response_error",
+        reqwest_middleware::Error::Reqwest(_) => "request_error",
+        reqwest_middleware::Error::Middleware(_) => "middleware_error",
+    }
+}
+
+/// `url.full` must not leak credentials (semantic conventions: replace them
+/// with `REDACTED`).
+fn redact_credentials(url: &reqwest::Url) -> Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        return Cow::Borrowed(url.as_str());
+    }
+    let mut url = url.clone();
+    let _ = url.set_username("REDACTED");
+    let _ = url.set_password(Some("REDACTED"));
+    Cow::Owned(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted() {
+        let url: reqwest::Url = "http://alice:secret@example.test:81/x?y=1".parse().unwrap();
+        assert_eq!(
+            redact_credentials(&url),
+            "http://REDACTED:REDACTED@example.test:81/x?y=1"
+        );
+        let url: reqwest::Url = "http://example.test/x".parse().unwrap();
+        assert_eq!(redact_credentials(&url), "http://example.test/x");
+    }
+}

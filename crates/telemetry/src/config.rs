@@ -1,0 +1,365 @@
+//! Telemetry configuration from the standard OpenTelemetry environment
+//! variables.
+//!
+//! The SDK reads some of these variables by itself, but it falls back to a
+//! default with nothing more than an internal log line when a value is wrong.
+//! We resolve them here, once, so that a typo such as
+//! `OTEL_TRACES_SAMPLER=always-on` stops the service with a clear message, and
+//! so that the resolution rules (which endpoint wins, which path is appended)
+//! are unit-tested rather than assumed.
+
+use std::time::Duration;
+
+use crate::TelemetryError;
+
+/// How spans leave the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC, the OpenTelemetry default (port 4317).
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318, path `/v1/traces`).
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    fn parse(var: &'static str, value: &str) -> Result<Self, TelemetryError> {
+        match value.trim() {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            "http/json" => Err(invalid(
+                var,
+                value,
+                "http/json is not built into latency-lab; use grpc or http/protobuf",
+            )),
+            _ => Err(invalid(var, value, "expected grpc or http/protobuf")),
+        }
+    }
+
+    fn default_endpoint(self) -> &'static str {
+        match self {
+            Self::Grpc => "http://localhost:4317",
+            Self::HttpProtobuf => "http://localhost:4318/v1/traces",
+        }
+    }
+}
+
+/// The head sampler, as named by `OTEL_TRACES_SAMPLER`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerConfig {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+impl SamplerConfig {
+    fn parse(name: &str, arg: Option<&str>) -> Result<Self, TelemetryError> {
+        let ratio = || -> Result<f64, TelemetryError> {
+            match arg {
+                None => Ok(1.0),
+                Some(raw) => match raw.trim().parse::<f64>() {
+                    Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                    _ => Err(invalid(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        raw,
+                        "expected a ratio between 0.0 and 1.0",
+                    )),
+                },
+            }
+        };
+        match name.trim() {
+            "always_on" => Ok(Self::AlwaysOn),
+            "always_off" => Ok(Self::AlwaysOff),
+            "traceidratio" => Ok(Self::TraceIdRatio(ratio()?)),
+            "parentbased_always_on" => Ok(Self::ParentBasedAlwaysOn),
+            "parentbased_always_off" => Ok(Self::ParentBasedAlwaysOff),
+            "parentbased_traceidratio" => Ok(Self::ParentBasedTraceIdRatio(ratio()?)),
+            other => Err(invalid(
+                "OTEL_TRACES_SAMPLER",
+                other,
+                "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio",
+            )),
+        }
+    }
+
+    pub(crate) fn to_sdk(self) -> opentelemetry_sdk::trace::Sampler {
+        use opentelemetry_sdk::trace::Sampler;
+        match self {
+            Self::AlwaysOn => Sampler::AlwaysOn,
+            Self::AlwaysOff => Sampler::AlwaysOff,
+            Self::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+            Self::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+            Self::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+            Self::ParentBasedTraceIdRatio(r) => {
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+            }
+        }
+    }
+}
+
+/// Everything [`crate::init`] needs, resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `Some(name)` when the environment does not name the service itself and
+    /// the service's built-in default must be applied. When the environment
+    /// does name it, the SDK's resource detectors pick it up and this is `None`
+    /// — setting it in code would override `OTEL_SERVICE_NAME`.
+    pub default_service_name: Option<String>,
+    /// The name the spans will carry, for log lines and tests.
+    pub service_name: String,
+    pub protocol: OtlpProtocol,
+    /// The full URL the exporter sends to (for HTTP, including `/v1/traces`).
+    pub endpoint: String,
+    pub sampler: SamplerConfig,
+    /// `OTEL_SDK_DISABLED=true`: spans are still created, so context still
+    /// propagates to downstream services, but nothing is exported.
+    pub sdk_disabled: bool,
+    /// How long the batch processor waits before exporting a batch; the SDK's
+    /// `OTEL_BSP_SCHEDULE_DELAY` when set, otherwise a short default so that a
+    /// trace is searchable a moment after its response.
+    pub schedule_delay: Duration,
+}
+
+/// Export delay when `OTEL_BSP_SCHEDULE_DELAY` is not set. The SDK's own
+/// default (5 s) makes people think the demo is broken.
+pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_millis(500);
+
+impl TelemetryConfig {
+    /// Reads the process environment.
+    pub fn from_env(default_service_name: &str) -> Result<Self, TelemetryError> {
+        Self::from_lookup(default_service_name, |key| std::env::var(key).ok())
+    }
+
+    /// Resolves the configuration from any variable lookup (tests pass a map).
+    pub fn from_lookup(
+        default_service_name: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, TelemetryError> {
+        let non_empty = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+
+        let env_service_name = non_empty("OTEL_SERVICE_NAME")
+            .map(|v| v.trim().to_owned())
+            .or_else(|| {
+                non_empty("OTEL_RESOURCE_ATTRIBUTES")
+                    .and_then(|attrs| service_name_from_resource_attributes(&attrs))
+            });
+        let (default_service_name, service_name) = match env_service_name {
+            Some(name) => (None, name),
+            None => (
+                Some(default_service_name.to_owned()),
+                default_service_name.to_owned(),
+            ),
+        };
+
+        let protocol = match non_empty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
+            Some(v) => OtlpProtocol::parse("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &v)?,
+            None => match non_empty("OTEL_EXPORTER_OTLP_PROTOCOL") {
+                Some(v) => OtlpProtocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?,
+                None => OtlpProtocol::Grpc,
+            },
+        };
+
+        // The signal-specific endpoint is used verbatim; the generic one is a
+        // base URL to which HTTP exporters append the signal path.
+        let endpoint = if let Some(v) = non_empty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            validate_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v.trim())?
+        } else if let Some(v) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            let base = validate_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", v.trim())?;
+            match protocol {
+                OtlpProtocol::Grpc => base,
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+            }
+        } else {
+            protocol.default_endpoint().to_owned()
+        };
+
+        let sampler = match non_empty("OTEL_TRACES_SAMPLER") {
+            Some(name) => SamplerConfig::parse(&name, non_empty("OTEL_TRACES_SAMPLER_ARG").as_deref())?,
+            None => SamplerConfig::ParentBasedAlwaysOn,
+        };
+
+        let sdk_disabled = match non_empty("OTEL_SDK_DISABLED") {
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid("OTEL_SDK_DISABLED", &v, "expected true or false")),
+            },
+            None => false,
+        };
+
+        let schedule_delay = match non_empty("OTEL_BSP_SCHEDULE_DELAY") {
+            Some(v) => Duration::from_millis(v.trim().parse::<u64>().map_err(|_| {
+                invalid("OTEL_BSP_SCHEDULE_DELAY", &v, "expected milliseconds as an integer")
+            })?),
+            None => DEFAULT_SCHEDULE_DELAY,
+        };
+
+        Ok(Self {
+            default_service_name,
+            service_name,
+            protocol,
+            endpoint,
+            sampler,
+            sdk_disabled,
+            schedule_delay,
+        })
+    }
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` is `key=value,key=value` with percent-encoded
+/// values; only `service.name` matters here.
+fn service_name_from_resource_attributes(attrs: &str) -> Option<String> {
+    attrs.split(',').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key.trim() == "service.name" && !value.trim().is_empty()).then(|| value.trim().to_owned())
+    })
+}
+
+fn validate_endpoint(var: &'static str, value: &str) -> Result<String, TelemetryError> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|e| invalid(var, value, &format!("not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(invalid(
+                var,
+                value,
+                "https is not built into latency-lab; send to a local collector over http",
+            ))
+        }
+        _ => return Err(invalid(var, value, "expected an http:// URL")),
+    }
+    if uri.authority().is_none() {
+        return Err(invalid(var, value, "the URL has no host"));
+    }
+    Ok(value.to_owned())
+}
+
+fn invalid(var: &'static str, value: &str, reason: &str) -> TelemetryError {
+    TelemetryError::InvalidEnv {
+        var,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(vars: &[(&str, &str)]) -> Result<TelemetryConfig, TelemetryError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TelemetryConfig::from_lookup("user-service", |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_grpc_on_localhost_parent_based() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(c.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.endpoint, "http://localhost:4317");
+        assert_eq!(c.sampler, SamplerConfig::ParentBasedAlwaysOn);
+        assert_eq!(c.service_name, "user-service");
+        assert_eq!(c.default_service_name.as_deref(), Some("user-service"));
+        assert!(!c.sdk_disabled);
+        assert_eq!(c.schedule_delay, DEFAULT_SCHEDULE_DELAY);
+    }
+
+    #[test]
+    fn service_name_from_env_wins_and_is_not_forced_in_code() {
+        let c = resolve(&[("OTEL_SERVICE_NAME", "users-eu")]).unwrap();
+        assert_eq!(c.service_name, "users-eu");
+        assert_eq!(c.default_service_name, None);
+
+        let c = resolve(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=lab,service.name=u2")])
+            .unwrap();
+        assert_eq!(c.service_name, "u2");
+        assert_eq!(c.default_service_name, None);
+    }
+
+    #[test]
+    fn http_protocol_appends_signal_path_to_generic_endpoint_only() {
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ])
+        .unwrap();
+        assert_eq!(c.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(
+            resolve(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])
+                .unwrap()
+                .endpoint,
+            "http://localhost:4318/v1/traces"
+        );
+
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:9999/custom"),
+        ])
+        .unwrap();
+        assert_eq!(c.endpoint, "http://collector:9999/custom");
+    }
+
+    #[test]
+    fn grpc_uses_the_generic_endpoint_as_is() {
+        let c = resolve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector:4317")]).unwrap();
+        assert_eq!(c.endpoint, "http://otel-collector:4317");
+    }
+
+    #[test]
+    fn signal_specific_protocol_wins() {
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(c.protocol, OtlpProtocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn samplers_parse_with_ratio() {
+        let c = resolve(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(c.sampler, SamplerConfig::ParentBasedTraceIdRatio(0.25));
+        let c = resolve(&[("OTEL_TRACES_SAMPLER", "always_off")]).unwrap();
+        assert_eq!(c.sampler, SamplerConfig::AlwaysOff);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (vars, var) in [
+            (vec![("OTEL_TRACES_SAMPLER", "always-on")], "OTEL_TRACES_SAMPLER"),
+            (
+                vec![("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")],
+                "OTEL_TRACES_SAMPLER_ARG",
+            ),
+            (vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "udp")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            (vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            (vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (vec![("OTEL_SDK_DISABLED", "yes")], "OTEL_SDK_DISABLED"),
+            (vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")], "OTEL_BSP_SCHEDULE_DELAY"),
+        ] {
+            let err = resolve(&vars).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with(var), "{msg} should name {var}");
+        }
+    }
+
+    #[test]
+    fn sdk_disabled_is_case_insensitive() {
+        assert!(resolve(&[("OTEL_SDK_DISABLED", "TRUE")]).unwrap().sdk_disabled);
+        assert!(!resolve(&[("OTEL_SDK_DISABLED", "false")]).unwrap().sdk_disabled);
+    }
+}

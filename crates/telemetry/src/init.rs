@@ -1,0 +1,86 @@
+//! Builds the tracer provider and the `tracing` subscriber.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::{logging, propagation, LogFormat, TelemetryError, TelemetryGuard};
+
+/// Name of the instrumentation scope our spans are recorded under.
+const SCOPE: &str = "latency-lab";
+
+/// Installs propagation, the tracer provider and the global `tracing`
+/// subscriber. Call once, inside the Tokio runtime (the gRPC exporter's
+/// channel lives on it), and keep the guard until the process ends.
+pub fn init(config: &TelemetryConfig, log_format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
+    propagation::install();
+
+    let provider = build_provider(config)?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(SCOPE);
+
+    // Spans at INFO and above become OpenTelemetry spans. This filter belongs
+    // to this layer alone, so `RUST_LOG=warn` quietens logs without silently
+    // switching tracing off.
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
+
+    tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(logging::layer(log_format))
+        .try_init()?;
+
+    if config.sdk_disabled {
+        tracing::info!(service.name = %config.service_name, "OTEL_SDK_DISABLED=true: spans are not exported");
+    } else {
+        tracing::info!(
+            service.name = %config.service_name,
+            endpoint = %config.endpoint,
+            protocol = ?config.protocol,
+            "exporting spans over OTLP"
+        );
+    }
+    Ok(TelemetryGuard::new(provider))
+}
+
+/// The provider alone, without touching global state: `init` uses it, and so
+/// can tests that need a provider of their own.
+pub fn build_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    let mut resource = Resource::builder();
+    if let Some(name) = &config.default_service_name {
+        resource = resource.with_service_name(name.clone());
+    }
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource.build())
+        .with_sampler(config.sampler.to_sdk());
+
+    if !config.sdk_disabled {
+        let exporter = match config.protocol {
+            OtlpProtocol::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(config.endpoint.clone())
+                .build()?,
+            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(config.endpoint.clone())
+                .build()?,
+        };
+        let batch = BatchConfigBuilder::default()
+            .with_scheduled_delay(config.schedule_delay)
+            .build();
+        builder = builder.with_span_processor(
+            BatchSpanProcessor::builder(exporter)
+                .with_batch_config(batch)
+                .build(),
+        );
+    }
+    Ok(builder.build())
+}

@@ -1,0 +1,45 @@
+//! Shared OpenTelemetry set-up for every latency-lab service.
+//!
+//! Every service calls [`init`] once at start-up and keeps the returned
+//! [`TelemetryGuard`] alive until it exits. Keeping the set-up in one crate
+//! means the three services cannot drift apart in how they name spans,
+//! propagate context or flush on shutdown — a drift that would show up as
+//! broken traces, which is exactly what this suite is meant to teach people
+//! to avoid.
+//!
+//! The pieces:
+//! - [`config`]: reads the standard `OTEL_*` environment variables.
+//! - [`init`]: builds the tracer provider, exporter and `tracing` subscriber.
+//! - [`propagation`]: W3C Trace Context + Baggage, the only global state.
+//! - [`server`]: an axum middleware that opens the SERVER span of a request.
+//! - [`client`]: a reqwest client whose CLIENT spans inject the context.
+//! - [`shutdown`]: the guard that flushes spans on exit and the signal future.
+
+pub mod client;
+pub mod config;
+mod error;
+pub mod init;
+pub mod logging;
+pub mod propagation;
+pub mod server;
+pub mod shutdown;
+
+pub use client::{traced_client, HttpClient};
+pub use config::{OtlpProtocol, SamplerConfig, TelemetryConfig};
+pub use error::TelemetryError;
+pub use init::init;
+pub use logging::LogFormat;
+pub use shutdown::{shutdown_signal, TelemetryGuard};
+
+/// The current span's trace id as 32 lowercase hex digits, or `None` when no
+/// valid trace is active (for example when the request is not sampled and no
+/// parent was given).
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}

@@ -1,0 +1,78 @@
+//! Human or JSON log lines on stderr.
+//!
+//! Logs go to stderr so that stdout stays free for the one line a service
+//! prints when it is ready (tests and the all-in-one runner read it).
+
+use std::str::FromStr;
+
+use tracing_subscriber::{registry::LookupSpan, EnvFilter, Layer};
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Compact, coloured when stderr is a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, with the OpenTelemetry `trace_id` and
+    /// `span_id` of the current span, so log search can jump to the trace.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "human" | "text" | "pretty" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            other => Err(format!("unknown log format {other:?}: expected human or json")),
+        }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Human => "human",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// Default log filter: our own crates at `info`, the transport stack quiet.
+const DEFAULT_LOG_FILTER: &str = "info,h2=warn,hyper=warn,hyper_util=warn,tower=warn,tonic=warn,reqwest=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn";
+
+/// The log layer with its own filter (`RUST_LOG`, or [`DEFAULT_LOG_FILTER`]).
+///
+/// The filter is attached to this layer only: a global filter would also
+/// disable the spans the OpenTelemetry layer needs, and then nothing is
+/// exported and no `traceparent` is sent.
+pub fn layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync + 'static>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+{
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    match format {
+        LogFormat::Human => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(use_colour())
+            .compact()
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => json_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_opentelemetry_ids(true)
+            .with_filter(filter)
+            .boxed(),
+    }
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set.
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
