@@ -30,6 +30,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot build the service: {0}")]
+    Build(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -63,12 +65,13 @@ where
 
     let result = async {
         let router = build()?;
-        let listener = TcpListener::bind(service.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: service.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(service.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: service.listen,
+                    source,
+                })?;
         let local = listener.local_addr()?;
         announce(&config.service_name, local);
         tracing::info!(address = %local, "{} ready", config.service_name);

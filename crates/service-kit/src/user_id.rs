@@ -14,7 +14,10 @@ pub fn parse_user_id(raw: &str) -> Result<u64, ApiError> {
     let invalid = || {
         ApiError::bad_request(
             "invalid_id",
-            format!("user id must be a positive integer, got {:?}", truncate(raw)),
+            format!(
+                "user id must be a positive integer, got {:?}",
+                truncate(raw)
+            ),
         )
     };
     if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
@@ -55,10 +58,25 @@ mod tests {
     fn ids_parse_or_fail_with_the_right_status() {
         assert_eq!(parse_user_id("42"), Ok(42));
         assert_eq!(parse_user_id("10000"), Ok(10_000));
-        for bad in ["", "0", "-1", "abc", "1.5", " 1", "999999999999999999999999"] {
-            assert_eq!(parse_user_id(bad).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad:?}");
+        for bad in [
+            "",
+            "0",
+            "-1",
+            "abc",
+            "1.5",
+            " 1",
+            "999999999999999999999999",
+        ] {
+            assert_eq!(
+                parse_user_id(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad:?}"
+            );
         }
-        assert_eq!(parse_user_id("10001").unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            parse_user_id("10001").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[test]

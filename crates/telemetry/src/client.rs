@@ -70,11 +70,18 @@ impl ReqwestOtelSpanBackend for SemconvSpanBackend {
         span
     }
 
-    fn on_request_end(span: &Span, outcome: &reqwest_middleware::Result<Response>, _: &mut Extensions) {
+    fn on_request_end(
+        span: &Span,
+        outcome: &reqwest_middleware::Result<Response>,
+        _: &mut Extensions,
+    ) {
         match outcome {
             Ok(response) => {
                 let status = response.status();
-                span.record(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
+                span.record(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status.as_u16()),
+                );
                 // Client spans: any 4xx or 5xx means the call did not do what
                 // the caller asked.
                 if status.is_client_error() || status.is_server_error() {

@@ -177,7 +177,9 @@ impl TelemetryConfig {
         };
 
         let sampler = match non_empty("OTEL_TRACES_SAMPLER") {
-            Some(name) => SamplerConfig::parse(&name, non_empty("OTEL_TRACES_SAMPLER_ARG").as_deref())?,
+            Some(name) => {
+                SamplerConfig::parse(&name, non_empty("OTEL_TRACES_SAMPLER_ARG").as_deref())?
+            }
             None => SamplerConfig::ParentBasedAlwaysOn,
         };
 
@@ -192,7 +194,11 @@ impl TelemetryConfig {
 
         let schedule_delay = match non_empty("OTEL_BSP_SCHEDULE_DELAY") {
             Some(v) => Duration::from_millis(v.trim().parse::<u64>().map_err(|_| {
-                invalid("OTEL_BSP_SCHEDULE_DELAY", &v, "expected milliseconds as an integer")
+                invalid(
+                    "OTEL_BSP_SCHEDULE_DELAY",
+                    &v,
+                    "expected milliseconds as an integer",
+                )
             })?),
             None => DEFAULT_SCHEDULE_DELAY,
         };
@@ -278,8 +284,11 @@ mod tests {
         assert_eq!(c.service_name, "users-eu");
         assert_eq!(c.default_service_name, None);
 
-        let c = resolve(&[("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=lab,service.name=u2")])
-            .unwrap();
+        let c = resolve(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=lab,service.name=u2",
+        )])
+        .unwrap();
         assert_eq!(c.service_name, "u2");
         assert_eq!(c.default_service_name, None);
     }
@@ -302,7 +311,10 @@ mod tests {
         let c = resolve(&[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:1"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:9999/custom"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://collector:9999/custom",
+            ),
         ])
         .unwrap();
         assert_eq!(c.endpoint, "http://collector:9999/custom");
@@ -339,17 +351,38 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         for (vars, var) in [
-            (vec![("OTEL_TRACES_SAMPLER", "always-on")], "OTEL_TRACES_SAMPLER"),
             (
-                vec![("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")],
+                vec![("OTEL_TRACES_SAMPLER", "always-on")],
+                "OTEL_TRACES_SAMPLER",
+            ),
+            (
+                vec![
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ],
                 "OTEL_TRACES_SAMPLER_ARG",
             ),
-            (vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "udp")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
-            (vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
-            (vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
-            (vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")], "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            (
+                vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "udp")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
             (vec![("OTEL_SDK_DISABLED", "yes")], "OTEL_SDK_DISABLED"),
-            (vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")], "OTEL_BSP_SCHEDULE_DELAY"),
+            (
+                vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")],
+                "OTEL_BSP_SCHEDULE_DELAY",
+            ),
         ] {
             let err = resolve(&vars).unwrap_err();
             let msg = err.to_string();
@@ -359,7 +392,15 @@ mod tests {
 
     #[test]
     fn sdk_disabled_is_case_insensitive() {
-        assert!(resolve(&[("OTEL_SDK_DISABLED", "TRUE")]).unwrap().sdk_disabled);
-        assert!(!resolve(&[("OTEL_SDK_DISABLED", "false")]).unwrap().sdk_disabled);
+        assert!(
+            resolve(&[("OTEL_SDK_DISABLED", "TRUE")])
+                .unwrap()
+                .sdk_disabled
+        );
+        assert!(
+            !resolve(&[("OTEL_SDK_DISABLED", "false")])
+                .unwrap()
+                .sdk_disabled
+        );
     }
 }

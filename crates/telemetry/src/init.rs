@@ -18,7 +18,10 @@ const SCOPE: &str = "latency-lab";
 /// Installs propagation, the tracer provider and the global `tracing`
 /// subscriber. Call once, inside the Tokio runtime (the gRPC exporter's
 /// channel lives on it), and keep the guard until the process ends.
-pub fn init(config: &TelemetryConfig, log_format: LogFormat) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    config: &TelemetryConfig,
+    log_format: LogFormat,
+) -> Result<TelemetryGuard, TelemetryError> {
     propagation::install();
 
     let provider = build_provider(config)?;

@@ -25,7 +25,9 @@ impl FromStr for LogFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "human" | "text" | "pretty" => Ok(Self::Human),
             "json" => Ok(Self::Json),
-            other => Err(format!("unknown log format {other:?}: expected human or json")),
+            other => Err(format!(
+                "unknown log format {other:?}: expected human or json"
+            )),
         }
     }
 }
@@ -51,8 +53,8 @@ pub fn layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     match format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

@@ -37,7 +37,10 @@ pub async fn trace_request(req: Request, next: Next) -> Response {
     let mut response = next.run(req).instrument(span.clone()).await;
 
     let status = response.status();
-    span.record(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status.as_u16()));
+    span.record(
+        semconv::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(status.as_u16()),
+    );
     // Server spans: 5xx is an error of ours, 4xx is the caller's mistake and
     // leaves the status unset (HTTP semantic conventions).
     if status.is_server_error() {

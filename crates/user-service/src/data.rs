@@ -29,7 +29,12 @@ impl User {
         Self {
             id,
             name: format!("{first} {last}"),
-            email: format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), id),
+            email: format!(
+                "{}.{}{}@example.com",
+                first.to_lowercase(),
+                last.to_lowercase(),
+                id
+            ),
             member_since: 2010 + ((seed >> 16) % 16) as u16,
         }
     }

@@ -19,7 +19,10 @@ pub(crate) fn routes(config: Config) -> Router {
         .with_state(config)
 }
 
-async fn get_user(State(config): State<Config>, Path(raw_id): Path<String>) -> Result<Json<User>, ApiError> {
+async fn get_user(
+    State(config): State<Config>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<User>, ApiError> {
     // Validate before "querying": a bad id costs no database time.
     let id = parse_user_id(&raw_id)?;
     LOOKUP.run(config.latency).await;

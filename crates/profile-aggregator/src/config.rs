@@ -1,0 +1,104 @@
+//! What the aggregator needs to know: where its dependencies are, how long to
+//! wait for each, and which fan-out mode to use by default.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// How the two downstream calls are orchestrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Sequential,
+    Concurrent,
+    Unlinked,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Sequential, Mode::Concurrent, Mode::Unlinked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sequential => "sequential",
+            Mode::Concurrent => "concurrent",
+            Mode::Unlinked => "unlinked",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown mode {s:?}: expected sequential, concurrent or unlinked")
+            })
+    }
+}
+
+/// One downstream service.
+#[derive(Debug, Clone)]
+pub struct Dependency {
+    /// Base URL, e.g. `http://127.0.0.1:5001`.
+    pub base_url: Url,
+    /// Give up on a call after this long (the request then answers 504).
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub users: Dependency,
+    pub orders: Dependency,
+    /// Mode used when the request has no `?mode=`.
+    pub default_mode: Mode,
+}
+
+/// `clap` value parser for a dependency's base URL: absolute `http://` with a
+/// host, so request paths can be appended to it safely.
+pub fn parse_base_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value.trim())
+        .map_err(|e| format!("{e}: expected e.g. http://127.0.0.1:5001"))?;
+    if url.scheme() != "http" {
+        return Err(format!("{value:?}: only http:// URLs are supported"));
+    }
+    if url.host_str().is_none() || url.cannot_be_a_base() {
+        return Err(format!("{value:?}: the URL needs a host"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_round_trip_and_reject_unknown() {
+        for mode in Mode::ALL {
+            assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+        }
+        assert!("parallel"
+            .parse::<Mode>()
+            .unwrap_err()
+            .contains("sequential, concurrent"));
+    }
+
+    #[test]
+    fn base_urls_must_be_http_with_a_host() {
+        assert!(parse_base_url("http://user-service:5001").is_ok());
+        assert!(parse_base_url("https://user-service").is_err());
+        assert!(parse_base_url("user-service:5001").is_err());
+        assert!(parse_base_url("").is_err());
+    }
+}

@@ -1,0 +1,30 @@
+//! The profile aggregator.
+//!
+//! `GET /user-profile/{id}` fetches a user from the user service and their
+//! orders from the order service, then answers with both and the time each
+//! call took. The `mode` decides how the two calls are orchestrated — the
+//! lever the whole suite is about:
+//!
+//! - `sequential`: one after the other; the request waits for the sum.
+//! - `concurrent`: both at once on the same task (`tokio::try_join!`); the
+//!   request waits for the slower one.
+//! - `unlinked`: both at once on spawned tasks that do *not* carry the
+//!   current span — the classic instrumentation mistake: the downstream
+//!   work falls out of the request's trace.
+
+pub mod cli;
+pub mod config;
+mod downstream;
+mod error;
+mod profile;
+mod server_timing;
+
+pub use config::{Config, Mode};
+pub use error::AggregatorError;
+pub use profile::{ProfileResponse, Timing};
+
+/// The aggregator's routes, traced, with `/healthz`.
+pub fn router(config: Config) -> Result<axum::Router, AggregatorError> {
+    let state = profile::AppState::new(config)?;
+    Ok(service_kit::startup::finish(profile::routes(state)))
+}

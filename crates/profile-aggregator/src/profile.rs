@@ -1,0 +1,176 @@
+//! `GET /user-profile/{id}`: the fan-out, in three modes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::HeaderName;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use order_service::Order;
+use serde::{Deserialize, Serialize};
+use user_service::User;
+
+use crate::downstream::{Downstream, Timed};
+use crate::server_timing::{self, Metric};
+use crate::{AggregatorError, Config, Mode};
+
+/// The answer: both halves of the profile and where the time went.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProfileResponse {
+    pub user: User,
+    pub orders: Vec<Order>,
+    pub mode: Mode,
+    /// The trace this request belongs to, to paste into Jaeger's search.
+    pub trace_id: Option<String>,
+    pub timing: Timing,
+}
+
+/// Milliseconds, as measured by the aggregator around each call.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    pub user_ms: f64,
+    pub orders_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+struct Inner {
+    users: Downstream,
+    orders: Downstream,
+    default_mode: Mode,
+}
+
+impl AppState {
+    pub(crate) fn new(config: Config) -> Result<Self, AggregatorError> {
+        // One client for both dependencies: one connection pool, reused.
+        let client = telemetry::traced_client()?;
+        Ok(Self(Arc::new(Inner {
+            users: Downstream {
+                name: "user-service",
+                dependency: config.users,
+                client: client.clone(),
+            },
+            orders: Downstream {
+                name: "order-service",
+                dependency: config.orders,
+                client,
+            },
+            default_mode: config.default_mode,
+        })))
+    }
+
+    async fn fetch_user(&self, id: &str) -> Result<Timed<User>, AggregatorError> {
+        self.0.users.get_json(&["users", id], "/users/{id}").await
+    }
+
+    async fn fetch_orders(&self, id: &str) -> Result<Timed<Vec<Order>>, AggregatorError> {
+        self.0
+            .orders
+            .get_json(&["users", id, "orders"], "/users/{id}/orders")
+            .await
+    }
+}
+
+pub(crate) fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/user-profile/{id}", get(get_profile))
+        .with_state(state)
+}
+
+type Fetched = (Timed<User>, Timed<Vec<Order>>);
+
+async fn get_profile(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, AggregatorError> {
+    let Query(query) = query.map_err(|e| AggregatorError::BadRequest(e.body_text()))?;
+    let mode = match query.get("mode") {
+        Some(raw) => raw.parse::<Mode>().map_err(AggregatorError::BadRequest)?,
+        None => state.0.default_mode,
+    };
+
+    let started = Instant::now();
+    let (user, orders) = match mode {
+        Mode::Sequential => sequential(&state, &id).await?,
+        Mode::Concurrent => concurrent(&state, &id).await?,
+        Mode::Unlinked => unlinked(&state, &id).await?,
+    };
+    let total = started.elapsed();
+
+    let body = ProfileResponse {
+        user: user.value,
+        orders: orders.value,
+        mode,
+        trace_id: telemetry::current_trace_id(),
+        timing: Timing {
+            user_ms: millis(user.elapsed),
+            orders_ms: millis(orders.elapsed),
+            total_ms: millis(total),
+        },
+    };
+    let timing = server_timing::header_value(&[
+        Metric {
+            name: "user",
+            description: "user-service",
+            duration: user.elapsed,
+        },
+        Metric {
+            name: "orders",
+            description: "order-service",
+            duration: orders.elapsed,
+        },
+        Metric {
+            name: "total",
+            description: "profile-aggregator",
+            duration: total,
+        },
+    ]);
+    let mut response = Json(body).into_response();
+    if let Ok(value) = HeaderValue::from_str(&timing) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("server-timing"), value);
+    }
+    Ok(response)
+}
+
+/// One call, then the other: the request waits for the sum.
+async fn sequential(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
+    let user = state.fetch_user(id).await?;
+    let orders = state.fetch_orders(id).await?;
+    Ok((user, orders))
+}
+
+/// Both calls polled together on this task: the request waits for the
+/// slower one. No thread, no spawn — the futures run inside the request's
+/// span, so both CLIENT spans are children of the SERVER span. The first
+/// error cancels the other call.
+async fn concurrent(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
+    tokio::try_join!(state.fetch_user(id), state.fetch_orders(id))
+}
+
+/// The classic mistake, kept on purpose for teaching: work moved to spawned
+/// tasks without the current span (no `.instrument(Span::current())`), so
+/// each downstream call starts a trace of its own and the request's trace
+/// shows a server span with nothing under it.
+async fn unlinked(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
+    let (s, i) = (state.clone(), id.to_owned());
+    let user = tokio::spawn(async move { s.fetch_user(&i).await });
+    let (s, i) = (state.clone(), id.to_owned());
+    let orders = tokio::spawn(async move { s.fetch_orders(&i).await });
+    let (user, orders) = tokio::join!(user, orders);
+    let joined = |e: tokio::task::JoinError| AggregatorError::Internal(e.to_string());
+    Ok((user.map_err(joined)??, orders.map_err(joined)??))
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
