@@ -1,0 +1,218 @@
+//! An in-process OTLP trace receiver.
+//!
+//! latency-lab's integration tests run the services as child processes and need to see the
+//! spans those processes export, without an external collector or Jaeger to install and
+//! poll. This crate is that collector: [`start`] binds OTLP/gRPC and OTLP/HTTP listeners and
+//! puts every received span into a [`SpanStore`] that tests can wait on. The all-in-one lab
+//! binary embeds the same receiver as its trace store.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), otlp_receiver::ReceiverError> {
+//! use std::time::Duration;
+//! let receiver = otlp_receiver::start(otlp_receiver::ReceiverConfig::default()).await?;
+//! // point a service at receiver.grpc_endpoint() or receiver.http_endpoint(), then:
+//! let spans = receiver
+//!     .store()
+//!     .wait_for(Duration::from_secs(5), |spans| spans.len() >= 2)
+//!     .await?;
+//! # drop(spans);
+//! receiver.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod grpc;
+mod http;
+mod model;
+mod store;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::ReceiverError;
+pub use http::TRACES_PATH;
+pub use model::{
+    spans_from_request, AttrValue, CollectedSpan, SpanEvent, SpanKind, SpanLink, StatusCode,
+    UNKNOWN_SERVICE,
+};
+pub use store::SpanStore;
+
+/// Largest accepted export, on either transport (after decompression). Generous, so that a
+/// big batch in a load scenario is never refused, yet bounded.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long [`RunningReceiver::shutdown`] lets in-flight exports finish before it stops
+/// waiting; exporters keep idle connections open, which must not stall a test's teardown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Where to listen and how much to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Upper bound on stored traces; see [`SpanStore::new`].
+    pub max_traces: usize,
+}
+
+/// Loopback with OS-chosen ports: parallel tests never collide and nothing is exposed.
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        Self {
+            grpc_addr: loopback,
+            http_addr: loopback,
+            max_traces: 1000,
+        }
+    }
+}
+
+/// Binds both listeners, then serves them in background tasks.
+///
+/// Binding happens before this returns, so the actual ports are known and connections are
+/// accepted (queued by the kernel) from that moment: a child process started right after
+/// cannot lose its first export to a race.
+pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverError> {
+    let grpc_listener = bind(config.grpc_addr).await?;
+    let http_listener = bind(config.http_addr).await?;
+    let grpc_addr = local_addr(&grpc_listener, config.grpc_addr)?;
+    let http_addr = local_addr(&http_listener, config.http_addr)?;
+
+    let store = SpanStore::new(config.max_traces);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let grpc_task = tokio::spawn(grpc::serve(
+        grpc_listener,
+        store.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    let router = http::router(store.clone());
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, router)
+            .with_graceful_shutdown(stopped(stop_rx))
+            .await
+    });
+
+    Ok(RunningReceiver {
+        store,
+        grpc_addr,
+        http_addr,
+        stop: stop_tx,
+        grpc_task: Some(grpc_task),
+        http_task: Some(http_task),
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ReceiverError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ReceiverError::Bind { addr, source })
+}
+
+fn local_addr(listener: &TcpListener, requested: SocketAddr) -> Result<SocketAddr, ReceiverError> {
+    listener.local_addr().map_err(|source| ReceiverError::Bind {
+        addr: requested,
+        source,
+    })
+}
+
+/// Resolves once a stop is requested or the [`RunningReceiver`] is gone.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    // An error means the sender was dropped: stop as well.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// A receiver serving in the background. Dropping it also stops both servers (without
+/// waiting for them); call [`shutdown`](Self::shutdown) to wait.
+#[derive(Debug)]
+pub struct RunningReceiver {
+    store: SpanStore,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    grpc_task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+    http_task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningReceiver {
+    /// The store every received span goes to; clone it to keep it past the receiver.
+    pub fn store(&self) -> &SpanStore {
+        &self.store
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// `http://HOST:PORT` for an OTLP/gRPC exporter.
+    pub fn grpc_endpoint(&self) -> String {
+        endpoint(self.grpc_addr)
+    }
+
+    /// `http://HOST:PORT`, the OTLP/HTTP base endpoint: exporters configured through
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` append [`TRACES_PATH`] themselves.
+    pub fn http_endpoint(&self) -> String {
+        endpoint(self.http_addr)
+    }
+
+    /// Stops accepting, lets in-flight exports finish (up to a few seconds), and waits for
+    /// both servers to end. Server errors are logged, not returned: at teardown nobody can
+    /// act on them.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.grpc_task.take() {
+            match finish(task).await {
+                Some(Ok(())) | None => {}
+                Some(Err(error)) => tracing::warn!(%error, "OTLP gRPC server ended with an error"),
+            }
+        }
+        if let Some(task) = self.http_task.take() {
+            match finish(task).await {
+                Some(Ok(())) | None => {}
+                Some(Err(error)) => tracing::warn!(%error, "OTLP HTTP server ended with an error"),
+            }
+        }
+    }
+}
+
+impl Drop for RunningReceiver {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Awaits a server task within the grace period, aborting it past that. `None` when the task
+/// did not end normally (aborted, timed out or panicked).
+async fn finish<T: Send + 'static>(mut task: JoinHandle<T>) -> Option<T> {
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+        Ok(Ok(result)) => Some(result),
+        Ok(Err(join_error)) => {
+            tracing::warn!(%join_error, "OTLP receiver task failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("OTLP receiver did not stop within {SHUTDOWN_GRACE:?}; aborting it");
+            task.abort();
+            None
+        }
+    }
+}
+
+/// A URL clients can dial: a wildcard bind address is replaced with loopback of the same
+/// family.
+fn endpoint(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
