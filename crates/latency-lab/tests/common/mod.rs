@@ -1,0 +1,310 @@
+//! Test harness: the real service binaries as child processes, exporting to
+//! an in-process OTLP receiver.
+//!
+//! Each service runs in its own process with its own tracer provider, so the
+//! spans really carry that service's `service.name` — exactly as in
+//! production, and unlike three services squeezed into one process behind
+//! one global `tracing` subscriber.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod stub;
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use otlp_receiver::{CollectedSpan, ReceiverConfig, RunningReceiver, SpanKind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const LAB: &str = env!("CARGO_BIN_EXE_latency-lab");
+
+/// Generous: the CI machine is shared and has two cores.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// How to start the suite.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub protocol: Protocol,
+    pub user_latency: &'static str,
+    pub order_latency: &'static str,
+    pub user_timeout: &'static str,
+    pub order_timeout: &'static str,
+    /// `OTEL_BSP_SCHEDULE_DELAY` in ms for every service.
+    pub schedule_delay_ms: u64,
+    /// Replace the real user/order service with this base URL (a stub or a
+    /// dead port); the real one is then not started.
+    pub user_url: Option<String>,
+    pub order_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Grpc,
+            user_latency: "100ms",
+            order_latency: "200ms",
+            user_timeout: "10s",
+            order_timeout: "10s",
+            schedule_delay_ms: 100,
+            user_url: None,
+            order_url: None,
+        }
+    }
+}
+
+/// A service process; killed when dropped, so a failing test leaves no orphan.
+pub struct ServiceProcess {
+    pub name: &'static str,
+    pub url: String,
+    child: Child,
+}
+
+impl ServiceProcess {
+    /// Starts `latency-lab serve <name> --listen 127.0.0.1:0 <args>` and waits
+    /// for the line announcing the bound address.
+    pub async fn start(name: &'static str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut cmd = Command::new(LAB);
+        cmd.arg("serve")
+            .arg(name)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("OTEL_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn latency-lab serve");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(WAIT, async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if let Some((_, url)) = line.split_once(" listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("{name} exited before announcing its address");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not start within {WAIT:?}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { name, url, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("child still running")
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit after SIGTERM", self.name))
+            .expect("wait for child")
+    }
+}
+
+pub struct Suite {
+    pub receiver: RunningReceiver,
+    pub aggregator: ServiceProcess,
+    pub users: Option<ServiceProcess>,
+    pub orders: Option<ServiceProcess>,
+    pub client: reqwest::Client,
+}
+
+impl Suite {
+    pub async fn start(options: Options) -> Self {
+        let receiver = otlp_receiver::start(ReceiverConfig::default())
+            .await
+            .expect("start OTLP receiver");
+        let otel_env = otel_env(&receiver, &options);
+
+        let users = match &options.user_url {
+            Some(_) => None,
+            None => Some(
+                ServiceProcess::start(
+                    "user-service",
+                    &["--latency", options.user_latency],
+                    &otel_env,
+                )
+                .await,
+            ),
+        };
+        let orders = match &options.order_url {
+            Some(_) => None,
+            None => Some(
+                ServiceProcess::start(
+                    "order-service",
+                    &["--latency", options.order_latency],
+                    &otel_env,
+                )
+                .await,
+            ),
+        };
+        let user_url = options
+            .user_url
+            .clone()
+            .unwrap_or_else(|| users.as_ref().unwrap().url.clone());
+        let order_url = options
+            .order_url
+            .clone()
+            .unwrap_or_else(|| orders.as_ref().unwrap().url.clone());
+        let aggregator = ServiceProcess::start(
+            "profile-aggregator",
+            &[
+                "--user-service-url",
+                &user_url,
+                "--order-service-url",
+                &order_url,
+                "--user-timeout",
+                options.user_timeout,
+                "--order-timeout",
+                options.order_timeout,
+            ],
+            &otel_env,
+        )
+        .await;
+        Self {
+            receiver,
+            aggregator,
+            users,
+            orders,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `GET /user-profile/{id}?mode=…` with optional extra headers.
+    pub async fn profile(
+        &self,
+        id: &str,
+        mode: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.get(format!(
+            "{}/user-profile/{id}?mode={mode}",
+            self.aggregator.url
+        ));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.expect("aggregator answers")
+    }
+
+    /// Waits until the trace has at least `n` spans.
+    pub async fn trace(&self, trace_id: &str, n: usize) -> Vec<CollectedSpan> {
+        self.receiver
+            .store()
+            .wait_for_trace(trace_id, n, WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("trace {trace_id}: {e}"))
+    }
+}
+
+impl Suite {
+    /// Waits until the spans of the trace satisfy `pred`.
+    pub async fn trace_where(
+        &self,
+        trace_id: &str,
+        pred: impl Fn(&[CollectedSpan]) -> bool,
+    ) -> Vec<CollectedSpan> {
+        let id = trace_id.to_lowercase();
+        let spans = self
+            .receiver
+            .store()
+            .wait_for(WAIT, |all| {
+                let trace: Vec<CollectedSpan> =
+                    all.iter().filter(|s| s.trace_id == id).cloned().collect();
+                pred(&trace)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("trace {trace_id}: {e}"));
+        spans.into_iter().filter(|s| s.trace_id == id).collect()
+    }
+}
+
+pub fn otel_env(receiver: &RunningReceiver, options: &Options) -> Vec<(&'static str, String)> {
+    let (protocol, endpoint) = match options.protocol {
+        Protocol::Grpc => ("grpc", receiver.grpc_endpoint()),
+        Protocol::HttpProtobuf => ("http/protobuf", receiver.http_endpoint()),
+    };
+    vec![
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        (
+            "OTEL_BSP_SCHEDULE_DELAY",
+            options.schedule_delay_ms.to_string(),
+        ),
+    ]
+}
+
+/// The trace id of a response, from its `traceresponse` header.
+pub fn traceresponse_ids(response: &reqwest::Response) -> (String, String) {
+    let value = response
+        .headers()
+        .get("traceresponse")
+        .expect("traceresponse header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "traceresponse {value:?}");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+/// Finds the one span matching service, kind and name.
+pub fn one<'a>(
+    spans: &'a [CollectedSpan],
+    service: &str,
+    kind: SpanKind,
+    name: &str,
+) -> &'a CollectedSpan {
+    let found: Vec<&CollectedSpan> = spans
+        .iter()
+        .filter(|s| s.service_name == service && s.kind == kind && s.name == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one {kind:?} span {name:?} of {service}, got {}: {:#?}",
+        found.len(),
+        summary(spans)
+    );
+    found[0]
+}
+
+/// `service kind name parent` lines, for assertion messages.
+pub fn summary(spans: &[CollectedSpan]) -> Vec<String> {
+    spans
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {:?} {:?} trace={} span={} parent={:?}",
+                s.service_name, s.kind, s.name, s.trace_id, s.span_id, s.parent_span_id
+            )
+        })
+        .collect()
+}
+
+pub fn by_id(spans: &[CollectedSpan]) -> HashMap<&str, &CollectedSpan> {
+    spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
+}
