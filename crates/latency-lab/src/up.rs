@@ -17,24 +17,26 @@ use otlp_receiver::{CollectedSpan, ReceiverConfig, RunningReceiver};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use service_kit::cli::parse_duration;
+
 use crate::tree;
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
     /// Aggregator listen address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "LATENCY_LAB_AGGREGATOR", default_value = "127.0.0.1:8080")]
     pub aggregator: SocketAddr,
     /// User service listen address.
-    #[arg(long, default_value = "127.0.0.1:5001")]
+    #[arg(long, env = "LATENCY_LAB_USER_SERVICE", default_value = "127.0.0.1:5001")]
     pub user_service: SocketAddr,
     /// Order service listen address.
-    #[arg(long, default_value = "127.0.0.1:5002")]
+    #[arg(long, env = "LATENCY_LAB_ORDER_SERVICE", default_value = "127.0.0.1:5002")]
     pub order_service: SocketAddr,
     /// Embedded OTLP/gRPC receiver address.
-    #[arg(long, default_value = "127.0.0.1:4317")]
+    #[arg(long, env = "LATENCY_LAB_OTLP_GRPC", default_value = "127.0.0.1:4317")]
     pub otlp_grpc: SocketAddr,
     /// Embedded OTLP/HTTP receiver address.
-    #[arg(long, default_value = "127.0.0.1:4318")]
+    #[arg(long, env = "LATENCY_LAB_OTLP_HTTP", default_value = "127.0.0.1:4318")]
     pub otlp_http: SocketAddr,
     /// Send spans to this external OTLP/gRPC endpoint (a collector or Jaeger)
     /// instead of the embedded receiver; traces are then not printed here.
@@ -47,16 +49,22 @@ pub struct UpArgs {
     /// (for scripts and the docs' tests).
     #[arg(long, conflicts_with = "no_demo")]
     pub demo_only: bool,
+    /// The requests sent at start-up, one per mode, in order.
+    #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
+    pub demo_modes: Vec<profile_aggregator::Mode>,
     /// User service simulated latency.
-    #[arg(long, default_value = "100ms")]
-    pub user_latency: String,
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub user_latency: Duration,
     /// Order service simulated latency.
-    #[arg(long, default_value = "200ms")]
-    pub order_latency: String,
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub order_latency: Duration,
 }
 
 /// A trace is printed once no span of it has arrived for this long.
 const QUIET: Duration = Duration::from_millis(1500);
+
+/// Spans one profile request produces across the three services.
+const DEMO_SPANS: usize = 7;
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let receiver = match &args.otlp_endpoint {
@@ -77,13 +85,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         (None, None) => unreachable!("a receiver is started when no endpoint is given"),
     };
 
+    let user_latency = format!("{}ms", args.user_latency.as_millis());
+    let order_latency = format!("{}ms", args.order_latency.as_millis());
     let mut children = Children::default();
     let result = async {
         let users = children
-            .start("user-service", &["--listen", &args.user_service.to_string(), "--latency", &args.user_latency], &endpoint)
+            .start("user-service", &["--listen", &args.user_service.to_string(), "--latency", &user_latency], &endpoint)
             .await?;
         let orders = children
-            .start("order-service", &["--listen", &args.order_service.to_string(), "--latency", &args.order_latency], &endpoint)
+            .start("order-service", &["--listen", &args.order_service.to_string(), "--latency", &order_latency], &endpoint)
             .await?;
         let aggregator = children
             .start(
@@ -127,34 +137,43 @@ async fn run_session(
     let mut printed = HashSet::new();
     if !args.no_demo {
         let client = reqwest::Client::new();
-        for mode in ["sequential", "concurrent"] {
+        for mode in &args.demo_modes {
+            let before: HashSet<String> = receiver
+                .map(|r| r.store().trace_ids().into_iter().collect())
+                .unwrap_or_default();
             let url = format!("{aggregator}/user-profile/42?mode={mode}");
-            let response = client
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
+            let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
             let status = response.status();
-            let body: serde_json::Value =
-                response.json().await.context("demo response is not JSON")?;
+            let body: serde_json::Value = response.json().await.context("demo response is not JSON")?;
             if !status.is_success() {
                 bail!("demo request {url} failed with {status}: {body}");
             }
             let trace_id = body["trace_id"].as_str().unwrap_or_default().to_owned();
-            println!(
-                "{mode} request: {} ms, trace {trace_id}",
-                body["timing"]["total_ms"]
-            );
+            println!("{mode} request: {} ms, trace {trace_id}", body["timing"]["total_ms"]);
             if let Some(r) = receiver {
-                // aggregator server + 2 clients + 2 downstream servers + 2 db spans
+                // Whatever the mode, one profile request makes seven spans:
+                // aggregator server + 2 clients + 2 downstream servers + 2
+                // db spans — in one trace, or (unlinked) spread over three.
+                let is_new = |s: &CollectedSpan| !before.contains(&s.trace_id);
                 let spans = r
                     .store()
-                    .wait_for_trace(&trace_id, 7, Duration::from_secs(30))
+                    .wait_for(Duration::from_secs(30), |all| all.iter().filter(|s| is_new(s)).count() >= DEMO_SPANS)
                     .await
-                    .context("the demo trace did not arrive")?;
-                print!("{}", tree::render(&spans));
+                    .context("the demo request's spans did not arrive")?;
+                let mut traces: Vec<String> = Vec::new();
+                for span in spans.iter().filter(|s| is_new(s)) {
+                    if !traces.contains(&span.trace_id) {
+                        traces.push(span.trace_id.clone());
+                    }
+                }
+                if traces.len() > 1 {
+                    println!("one request, {} traces:", traces.len());
+                }
+                for id in traces {
+                    print!("{}", tree::render(&r.store().trace(&id)));
+                    printed.insert(id);
+                }
                 println!();
-                printed.insert(trace_id);
             }
         }
     }
@@ -294,8 +313,9 @@ impl Children {
             }
         }
         for (name, child) in &mut self.running {
+            let pid = child.id().unwrap_or_default();
             match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
-                Ok(_) => {}
+                Ok(_) => println!("stopped {name} (pid {pid})"),
                 Err(_) => {
                     eprintln!("{name} did not stop within 10 s; killing it");
                     let _ = child.kill().await;

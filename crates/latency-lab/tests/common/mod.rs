@@ -43,6 +43,8 @@ pub struct Options {
     /// dead port); the real one is then not started.
     pub user_url: Option<String>,
     pub order_url: Option<String>,
+    /// Extra environment for one service, by name.
+    pub extra_env: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             schedule_delay_ms: 100,
             user_url: None,
             order_url: None,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -137,7 +140,16 @@ impl Suite {
         let receiver = otlp_receiver::start(ReceiverConfig::default())
             .await
             .expect("start OTLP receiver");
-        let otel_env = otel_env(&receiver, &options);
+        let base_env = otel_env(&receiver, &options);
+        let env_for = |service: &str| {
+            let mut env = base_env.clone();
+            for (name, key, value) in &options.extra_env {
+                if *name == service {
+                    env.push((*key, (*value).to_owned()));
+                }
+            }
+            env
+        };
 
         let users = match &options.user_url {
             Some(_) => None,
@@ -145,7 +157,7 @@ impl Suite {
                 ServiceProcess::start(
                     "user-service",
                     &["--latency", options.user_latency],
-                    &otel_env,
+                    &env_for("user-service"),
                 )
                 .await,
             ),
@@ -156,7 +168,7 @@ impl Suite {
                 ServiceProcess::start(
                     "order-service",
                     &["--latency", options.order_latency],
-                    &otel_env,
+                    &env_for("order-service"),
                 )
                 .await,
             ),
@@ -181,7 +193,7 @@ impl Suite {
                 "--order-timeout",
                 options.order_timeout,
             ],
-            &otel_env,
+            &env_for("profile-aggregator"),
         )
         .await;
         Self {
@@ -221,6 +233,17 @@ impl Suite {
 }
 
 impl Suite {
+    /// SIGTERMs every service (each flushes its spans) and returns the
+    /// receiver, which now holds everything that was ever exported.
+    pub async fn stop_services(self) -> RunningReceiver {
+        for process in [Some(self.aggregator), self.users, self.orders].into_iter().flatten() {
+            let name = process.name;
+            let status = process.terminate().await;
+            assert!(status.success(), "{name} exits cleanly on SIGTERM: {status}");
+        }
+        self.receiver
+    }
+
     /// Waits until the spans of the trace satisfy `pred`.
     pub async fn trace_where(
         &self,

@@ -1,0 +1,115 @@
+//! The command lines: `--help` everywhere, bad flags rejected with a clear
+//! message, and `latency-lab up --demo-only` as a user would run it.
+
+mod common;
+
+use std::process::Command;
+
+use common::LAB;
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["up", "--help"],
+        vec!["serve", "user-service", "--help"],
+        vec!["serve", "order-service", "--help"],
+        vec!["serve", "profile-aggregator", "--help"],
+    ] {
+        let output = Command::new(LAB).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage:"), "{args:?}: {text}");
+    }
+    let output = Command::new(LAB)
+        .args(["serve", "profile-aggregator", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--user-service-url", "--order-service-url", "--mode", "--user-timeout", "--order-timeout", "--listen", "--log-format"] {
+        assert!(text.contains(flag), "aggregator --help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_flags_are_rejected_clearly() {
+    for (args, expect) in [
+        (vec!["serve", "user-service", "--latency", "fast"], "100ms"),
+        (vec!["serve", "profile-aggregator", "--mode", "parallel"], "sequential"),
+        (vec!["serve", "profile-aggregator", "--user-service-url", "ftp://x"], "http://"),
+        (vec!["serve", "order-service", "--listen", "nowhere"], "--listen"),
+        (vec!["serve", "order-service", "--log-format", "xml"], "json"),
+    ] {
+        let output = Command::new(LAB).args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(LAB)
+        .args(["serve", "user-service", "--listen", &addr])
+        .env("OTEL_SDK_DISABLED", "true")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+}
+
+#[test]
+fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
+    let output = Command::new(LAB)
+        .args([
+            "up",
+            "--demo-only",
+            "--aggregator",
+            "127.0.0.1:0",
+            "--user-service",
+            "127.0.0.1:0",
+            "--order-service",
+            "127.0.0.1:0",
+            "--otlp-grpc",
+            "127.0.0.1:0",
+            "--otlp-http",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for expected in [
+        "sequential request",
+        "concurrent request",
+        "profile-aggregator GET /user-profile/{id}",
+        "user-service db.query SELECT users",
+        "order-service db.query SELECT orders",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    let sequential_ms = total_ms(&stdout, "sequential request: ");
+    let concurrent_ms = total_ms(&stdout, "concurrent request: ");
+    assert!(sequential_ms > concurrent_ms, "{stdout}");
+    assert_eq!(stdout.matches("(7 spans)").count(), 2, "{stdout}");
+
+    let pids: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("stopped ")?.split("(pid ").nth(1)?.strip_suffix(')'))
+        .collect();
+    assert_eq!(pids.len(), 3, "three services stopped: {stdout}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "service process {pid} outlived `up`"
+        );
+    }
+}
+
+fn total_ms(stdout: &str, prefix: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.starts_with(prefix)).expect(prefix);
+    line[prefix.len()..].split(' ').next().unwrap().parse().unwrap()
+}

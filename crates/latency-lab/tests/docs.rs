@@ -1,0 +1,88 @@
+//! Every command in a ```` ```sh ```` block of `docs/` runs and succeeds, so
+//! the lessons never rot. `latency-lab …` lines run the binary under test;
+//! the listen addresses are moved to free ports through the environment so
+//! the commands run exactly as written without clashing with anything.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::LAB;
+
+fn docs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+}
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            markdown_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+}
+
+/// The lines of every ```` ```sh ```` block.
+fn sh_commands(markdown: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    for line in markdown.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") {
+            in_sh = !in_sh && trimmed == "```sh";
+            continue;
+        }
+        if in_sh && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            commands.push(trimmed.to_owned());
+        }
+    }
+    commands
+}
+
+#[test]
+fn every_lesson_command_runs() {
+    let mut files = Vec::new();
+    markdown_files(&docs_dir(), &mut files);
+    files.sort();
+    let mut ran = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for command in sh_commands(&text) {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            assert_eq!(
+                words[0],
+                "latency-lab",
+                "{}: only latency-lab commands belong in sh blocks (use ```text for others): {command}",
+                file.display()
+            );
+            let runs_forever = words.len() == 1 || (words[1] == "up" && !words.contains(&"--demo-only"));
+            assert!(
+                !runs_forever,
+                "{}: `{command}` runs until Ctrl-C; put it in a ```text block or add --demo-only",
+                file.display()
+            );
+            let output = Command::new(LAB)
+                .args(&words[1..])
+                .env("LATENCY_LAB_AGGREGATOR", "127.0.0.1:0")
+                .env("LATENCY_LAB_USER_SERVICE", "127.0.0.1:0")
+                .env("LATENCY_LAB_ORDER_SERVICE", "127.0.0.1:0")
+                .env("LATENCY_LAB_OTLP_GRPC", "127.0.0.1:0")
+                .env("LATENCY_LAB_OTLP_HTTP", "127.0.0.1:0")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{}: `{command}` failed:\n{stdout}\n{}",
+                file.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(stdout.contains("trace "), "`{command}` printed no trace:\n{stdout}");
+            ran += 1;
+        }
+    }
+    assert!(ran >= 4, "expected the lessons' commands, ran {ran}");
+}
