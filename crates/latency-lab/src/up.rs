@@ -27,10 +27,18 @@ pub struct UpArgs {
     #[arg(long, env = "LATENCY_LAB_AGGREGATOR", default_value = "127.0.0.1:8080")]
     pub aggregator: SocketAddr,
     /// User service listen address.
-    #[arg(long, env = "LATENCY_LAB_USER_SERVICE", default_value = "127.0.0.1:5001")]
+    #[arg(
+        long,
+        env = "LATENCY_LAB_USER_SERVICE",
+        default_value = "127.0.0.1:5001"
+    )]
     pub user_service: SocketAddr,
     /// Order service listen address.
-    #[arg(long, env = "LATENCY_LAB_ORDER_SERVICE", default_value = "127.0.0.1:5002")]
+    #[arg(
+        long,
+        env = "LATENCY_LAB_ORDER_SERVICE",
+        default_value = "127.0.0.1:5002"
+    )]
     pub order_service: SocketAddr,
     /// Embedded OTLP/gRPC receiver address.
     #[arg(long, env = "LATENCY_LAB_OTLP_GRPC", default_value = "127.0.0.1:4317")]
@@ -142,14 +150,22 @@ async fn run_session(
                 .map(|r| r.store().trace_ids().into_iter().collect())
                 .unwrap_or_default();
             let url = format!("{aggregator}/user-profile/42?mode={mode}");
-            let response = client.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            let response = client
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
             let status = response.status();
-            let body: serde_json::Value = response.json().await.context("demo response is not JSON")?;
+            let body: serde_json::Value =
+                response.json().await.context("demo response is not JSON")?;
             if !status.is_success() {
                 bail!("demo request {url} failed with {status}: {body}");
             }
             let trace_id = body["trace_id"].as_str().unwrap_or_default().to_owned();
-            println!("{mode} request: {} ms, trace {trace_id}", body["timing"]["total_ms"]);
+            println!(
+                "{mode} request: {} ms, trace {trace_id}",
+                body["timing"]["total_ms"]
+            );
             if let Some(r) = receiver {
                 // Whatever the mode, one profile request makes seven spans:
                 // aggregator server + 2 clients + 2 downstream servers + 2
@@ -157,7 +173,9 @@ async fn run_session(
                 let is_new = |s: &CollectedSpan| !before.contains(&s.trace_id);
                 let spans = r
                     .store()
-                    .wait_for(Duration::from_secs(30), |all| all.iter().filter(|s| is_new(s)).count() >= DEMO_SPANS)
+                    .wait_for(Duration::from_secs(30), |all| {
+                        all.iter().filter(|s| is_new(s)).count() >= DEMO_SPANS
+                    })
                     .await
                     .context("the demo request's spans did not arrive")?;
                 let mut traces: Vec<String> = Vec::new();

@@ -26,7 +26,15 @@ fn every_command_has_help() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    for flag in ["--user-service-url", "--order-service-url", "--mode", "--user-timeout", "--order-timeout", "--listen", "--log-format"] {
+    for flag in [
+        "--user-service-url",
+        "--order-service-url",
+        "--mode",
+        "--user-timeout",
+        "--order-timeout",
+        "--listen",
+        "--log-format",
+    ] {
         assert!(text.contains(flag), "aggregator --help lacks {flag}");
     }
 }
@@ -35,10 +43,27 @@ fn every_command_has_help() {
 fn bad_flags_are_rejected_clearly() {
     for (args, expect) in [
         (vec!["serve", "user-service", "--latency", "fast"], "100ms"),
-        (vec!["serve", "profile-aggregator", "--mode", "parallel"], "sequential"),
-        (vec!["serve", "profile-aggregator", "--user-service-url", "ftp://x"], "http://"),
-        (vec!["serve", "order-service", "--listen", "nowhere"], "--listen"),
-        (vec!["serve", "order-service", "--log-format", "xml"], "json"),
+        (
+            vec!["serve", "profile-aggregator", "--mode", "parallel"],
+            "sequential",
+        ),
+        (
+            vec![
+                "serve",
+                "profile-aggregator",
+                "--user-service-url",
+                "ftp://x",
+            ],
+            "http://",
+        ),
+        (
+            vec!["serve", "order-service", "--listen", "nowhere"],
+            "--listen",
+        ),
+        (
+            vec!["serve", "order-service", "--log-format", "xml"],
+            "json",
+        ),
     ] {
         let output = Command::new(LAB).args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -58,7 +83,10 @@ fn port_in_use_is_a_clear_error() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot listen on {addr}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -81,7 +109,11 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     for expected in [
         "sequential request",
         "concurrent request",
@@ -89,7 +121,10 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
         "user-service db.query SELECT users",
         "order-service db.query SELECT orders",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     let sequential_ms = total_ms(&stdout, "sequential request: ");
     let concurrent_ms = total_ms(&stdout, "concurrent request: ");
@@ -98,7 +133,12 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
 
     let pids: Vec<&str> = stdout
         .lines()
-        .filter_map(|l| l.strip_prefix("stopped ")?.split("(pid ").nth(1)?.strip_suffix(')'))
+        .filter_map(|l| {
+            l.strip_prefix("stopped ")?
+                .split("(pid ")
+                .nth(1)?
+                .strip_suffix(')')
+        })
         .collect();
     assert_eq!(pids.len(), 3, "three services stopped: {stdout}");
     for pid in pids {
@@ -110,6 +150,14 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
 }
 
 fn total_ms(stdout: &str, prefix: &str) -> f64 {
-    let line = stdout.lines().find(|l| l.starts_with(prefix)).expect(prefix);
-    line[prefix.len()..].split(' ').next().unwrap().parse().unwrap()
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .expect(prefix);
+    line[prefix.len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

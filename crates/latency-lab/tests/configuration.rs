@@ -14,8 +14,16 @@ async fn service_name_and_resource_attributes_come_from_the_environment() {
     let suite = Suite::start(Options {
         extra_env: vec![
             ("user-service", "OTEL_SERVICE_NAME", "users-eu-west"),
-            ("order-service", "OTEL_RESOURCE_ATTRIBUTES", "service.name=orders-v2,deployment.environment.name=lab"),
-            ("profile-aggregator", "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=lab"),
+            (
+                "order-service",
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=orders-v2,deployment.environment.name=lab",
+            ),
+            (
+                "profile-aggregator",
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=lab",
+            ),
         ],
         ..Options::default()
     })
@@ -25,10 +33,15 @@ async fn service_name_and_resource_attributes_come_from_the_environment() {
     let (trace_id, _) = traceresponse_ids(&response);
     let spans = suite.trace(&trace_id, 7).await;
     let names: BTreeSet<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
-    assert_eq!(names, BTreeSet::from(["orders-v2", "profile-aggregator", "users-eu-west"]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["orders-v2", "profile-aggregator", "users-eu-west"])
+    );
     for s in spans.iter().filter(|s| s.service_name != "users-eu-west") {
         assert_eq!(
-            s.resource.get("deployment.environment.name").and_then(|v| v.as_str()),
+            s.resource
+                .get("deployment.environment.name")
+                .and_then(|v| v.as_str()),
             Some("lab"),
             "{}",
             s.service_name
@@ -47,7 +60,11 @@ async fn always_off_at_the_edge_means_no_spans_anywhere_parent_based_downstream(
     assert_eq!(response.status(), 200, "sampling never changes the answer");
     let receiver = suite.stop_services().await;
     let spans = receiver.store().spans();
-    assert!(spans.is_empty(), "unsampled parent, parent-based children: {}", spans.len());
+    assert!(
+        spans.is_empty(),
+        "unsampled parent, parent-based children: {}",
+        spans.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +81,11 @@ async fn sdk_disabled_exports_nothing_but_context_still_propagates() {
     let spans = receiver.store().spans();
     assert!(!spans.iter().any(|s| s.service_name == "profile-aggregator"));
     let downstream: Vec<_> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
-    assert_eq!(downstream.len(), 4, "user and order spans still join the request's trace");
+    assert_eq!(
+        downstream.len(),
+        4,
+        "user and order spans still join the request's trace"
+    );
 }
 
 #[test]

@@ -58,7 +58,8 @@ fn every_lesson_command_runs() {
                 "{}: only latency-lab commands belong in sh blocks (use ```text for others): {command}",
                 file.display()
             );
-            let runs_forever = words.len() == 1 || (words[1] == "up" && !words.contains(&"--demo-only"));
+            let runs_forever =
+                words.len() == 1 || (words[1] == "up" && !words.contains(&"--demo-only"));
             assert!(
                 !runs_forever,
                 "{}: `{command}` runs until Ctrl-C; put it in a ```text block or add --demo-only",
@@ -80,7 +81,10 @@ fn every_lesson_command_runs() {
                 file.display(),
                 String::from_utf8_lossy(&output.stderr)
             );
-            assert!(stdout.contains("trace "), "`{command}` printed no trace:\n{stdout}");
+            assert!(
+                stdout.contains("trace "),
+                "`{command}` printed no trace:\n{stdout}"
+            );
             ran += 1;
         }
     }

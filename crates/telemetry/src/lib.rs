@@ -35,11 +35,17 @@ pub use shutdown::{shutdown_signal, TelemetryGuard};
 /// valid trace is active (for example when the request is not sampled and no
 /// parent was given).
 pub fn current_trace_id() -> Option<String> {
+    current_ids().map(|(trace_id, _)| trace_id)
+}
+
+/// The current span's OpenTelemetry `(trace_id, span_id)` in hex.
+pub fn current_ids() -> Option<(String, String)> {
     use opentelemetry::trace::TraceContextExt;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     let cx = tracing::Span::current().context();
     let span = cx.span();
     let sc = span.span_context();
-    sc.is_valid().then(|| sc.trace_id().to_string())
+    sc.is_valid()
+        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
 }

@@ -63,13 +63,7 @@ where
             .compact()
             .with_filter(filter)
             .boxed(),
-        LogFormat::Json => json_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_opentelemetry_ids(true)
-            .with_filter(filter)
-            .boxed(),
+        LogFormat::Json => json_layer().with_filter(filter).boxed(),
     }
 }
 
@@ -77,4 +71,23 @@ where
 fn use_colour() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// One JSON object per line: `timestamp`, `level`, `target`, `fields`
+/// (with `message`), `span` (the current span's fields) and — at the top
+/// level, where log pipelines look for them — `trace_id` and `span_id`.
+fn json_layer<S>() -> json_subscriber::JsonLayer<S, fn() -> std::io::Stderr>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut layer = json_subscriber::JsonLayer::stderr();
+    layer
+        .with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime)
+        .with_level("level")
+        .with_target("target")
+        .with_event("fields")
+        .with_current_span("span");
+    layer.add_dynamic_field("trace_id", |_, _| crate::current_ids().map(|(t, _)| t));
+    layer.add_dynamic_field("span_id", |_, _| crate::current_ids().map(|(_, s)| s));
+    layer
 }

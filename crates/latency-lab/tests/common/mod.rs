@@ -236,10 +236,16 @@ impl Suite {
     /// SIGTERMs every service (each flushes its spans) and returns the
     /// receiver, which now holds everything that was ever exported.
     pub async fn stop_services(self) -> RunningReceiver {
-        for process in [Some(self.aggregator), self.users, self.orders].into_iter().flatten() {
+        for process in [Some(self.aggregator), self.users, self.orders]
+            .into_iter()
+            .flatten()
+        {
             let name = process.name;
             let status = process.terminate().await;
-            assert!(status.success(), "{name} exits cleanly on SIGTERM: {status}");
+            assert!(
+                status.success(),
+                "{name} exits cleanly on SIGTERM: {status}"
+            );
         }
         self.receiver
     }

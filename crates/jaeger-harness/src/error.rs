@@ -1,0 +1,120 @@
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::{JAEGER_MODULE_VERSION, MIN_GO_VERSION};
+
+/// Everything that can go wrong while locating, building, running or querying Jaeger.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// `JAEGER_BIN` names something that is not an executable file.
+    #[error("JAEGER_BIN={path} {reason}")]
+    InvalidJaegerBin { path: PathBuf, reason: String },
+
+    /// No Jaeger binary in the cache and no Go toolchain to build one.
+    #[error(
+        "no Jaeger binary: `go` is not on PATH and JAEGER_BIN is not set. Install Go >= \
+         {MIN_GO_VERSION} (what the go.mod of jaeger {JAEGER_MODULE_VERSION} requires) so that \
+         the binary can be built, or set JAEGER_BIN to the path of a Jaeger v2 binary"
+    )]
+    GoNotFound,
+
+    /// The Go toolchain on PATH is older than jaeger's go.mod asks for.
+    #[error(
+        "`{go}` reports {found}, but jaeger {JAEGER_MODULE_VERSION} needs Go >= \
+         {MIN_GO_VERSION}: install a newer Go or set JAEGER_BIN to the path of a Jaeger v2 binary"
+    )]
+    GoTooOld { go: PathBuf, found: String },
+
+    /// Neither `LATENCY_LAB_CACHE`, `XDG_CACHE_HOME` nor `HOME` is set.
+    #[error("cannot choose a cache directory: set LATENCY_LAB_CACHE, XDG_CACHE_HOME or HOME")]
+    NoCacheDir,
+
+    /// A build step (`go mod init`, `go get`, `go build`, ...) failed.
+    #[error("`{command}` failed ({status}); its output is above on stderr")]
+    CommandFailed { command: String, status: ExitStatus },
+
+    /// An I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The child process exited before it became ready.
+    #[error("{name} exited before it was ready ({status}); last lines of {log}:\n{log_tail}")]
+    ProcessExited {
+        name: String,
+        status: ExitStatus,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    /// The child process did not become ready in time.
+    #[error(
+        "{name} was not ready within {timeout:?} ({waiting_for}); last lines of {log}:\n{log_tail}"
+    )]
+    ReadinessTimeout {
+        name: String,
+        timeout: Duration,
+        waiting_for: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+
+    /// An HTTP request to the Jaeger API failed at the transport level.
+    #[error("request to {url} failed: {source}")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The Jaeger API answered with something unexpected.
+    #[error("unexpected answer from {url}: HTTP {status}: {body}")]
+    UnexpectedResponse {
+        url: String,
+        status: u16,
+        body: String,
+    },
+
+    /// A trace id that is not 1 to 32 hex digits.
+    #[error("invalid trace id {0:?}: expected 1 to 32 hexadecimal digits")]
+    InvalidTraceId(String),
+
+    /// A base URL that is not `http://host:port`.
+    #[error("invalid base URL {0:?}: expected http://host:port")]
+    InvalidUrl(String),
+
+    /// [`crate::JaegerQuery::wait_for_trace`] gave up.
+    #[error(
+        "trace {trace_id} did not reach {min_spans} span(s) within {timeout:?} \
+         (last seen: {seen} span(s))"
+    )]
+    TraceTimeout {
+        trace_id: String,
+        min_spans: usize,
+        seen: usize,
+        timeout: Duration,
+    },
+
+    /// [`crate::JaegerQuery::wait_for_service`] gave up.
+    #[error(
+        "service {service:?} did not show up in /api/services within {timeout:?} (seen: {seen:?})"
+    )]
+    ServiceTimeout {
+        service: String,
+        seen: Vec<String>,
+        timeout: Duration,
+    },
+}
+
+impl HarnessError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        HarnessError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Jaeger for latency-lab's tests and tools.
+//!
+//! * [`jaeger_binary`] finds a Jaeger v2 binary (`JAEGER_BIN`, then the cache) or builds one with
+//!   the Go toolchain from the Go module `github.com/jaegertracing/jaeger@v1.76.0` (the same code
+//!   as Jaeger 2.13.0). `cargo xtask jaeger` is its command-line face.
+//! * [`jaeger_for_tests`] is the test-side wrapper: it panics under `CI=true` when no binary can
+//!   be had, and otherwise prints `SKIPPED (not run): <reason>` and returns `None`.
+//! * [`JaegerProcess`] runs the binary as a child process (killed on drop); [`Jaeger`] and
+//!   [`Collector`] start it with the repository's `jaeger/config.yaml` or `otel-collector.yaml`
+//!   on free loopback ports.
+//! * [`JaegerQuery`] reads Jaeger's HTTP API (`/api/services`, `/api/traces/{id}`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jaeger_harness::HarnessError> {
+//! use std::time::Duration;
+//! use jaeger_harness::{jaeger_for_tests, Collector, Jaeger};
+//!
+//! let Some(bin) = jaeger_for_tests() else { return Ok(()) };
+//! let jaeger = Jaeger::start(&bin)?;
+//! let collector = Collector::start(&bin, &jaeger)?;
+//! // ... point an OTLP exporter at collector.otlp_grpc_endpoint() and export a trace ...
+//! # let trace_id = 1u128;
+//! let trace = jaeger.query()?.wait_for_trace(trace_id, 3, Duration::from_secs(30)).await?;
+//! # let _ = (collector, trace);
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod locate;
+mod process;
+mod query;
+
+use std::path::{Path, PathBuf};
+
+pub use error::HarnessError;
+pub use locate::{
+    availability, cache_root, cached_binary_path, jaeger_binary, jaeger_for_tests, running_in_ci,
+    Availability,
+};
+pub use process::{
+    free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,
+    JaegerProcessBuilder,
+};
+pub use query::{trace_spans, JaegerQuery, SpanSummary, TraceId};
+
+/// Go module that holds Jaeger.
+pub const JAEGER_MODULE: &str = "github.com/jaegertracing/jaeger";
+/// Module version built: the newest one the Go module proxy serves (no `/v2` module path exists).
+pub const JAEGER_MODULE_VERSION: &str = "v1.76.0";
+/// The Jaeger v2 release with the same code as [`JAEGER_MODULE_VERSION`] (Collector core v0.140).
+pub const JAEGER_RELEASE: &str = "2.13.0";
+/// The `go` directive of jaeger v1.76.0's go.mod: the oldest Go that can build it.
+pub const MIN_GO_VERSION: &str = "1.24.6";
+
+/// Jaeger's own config, relative to the workspace root.
+pub const JAEGER_CONFIG: &str = "jaeger/config.yaml";
+/// Jaeger UI config, relative to the workspace root.
+pub const JAEGER_UI_CONFIG: &str = "jaeger/ui-config.json";
+/// The collector's config, relative to the workspace root.
+pub const COLLECTOR_CONFIG: &str = "otel-collector.yaml";
+/// The tail-sampling overlay for [`COLLECTOR_CONFIG`], relative to the workspace root.
+pub const TAIL_SAMPLING_OVERLAY: &str = "otel-collector.tail-sampling.yaml";
+
+/// The workspace root (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// A file of the repository, e.g. `repo_file(JAEGER_CONFIG)`.
+pub fn repo_file(relative: &str) -> PathBuf {
+    workspace_root().join(relative)
+}

@@ -1,0 +1,150 @@
+//! `jaeger validate` accepts the repository's configs; a broken one is rejected.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use jaeger_harness::{
+    jaeger_for_tests, repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_UI_CONFIG,
+    TAIL_SAMPLING_OVERLAY,
+};
+
+/// Runs `jaeger <subcommand> --config ...` and returns (success, stdout, stderr).
+fn run(
+    bin: &Path,
+    subcommand: &str,
+    configs: &[PathBuf],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
+    let mut command = Command::new(bin);
+    command.arg(subcommand);
+    for config in configs {
+        command.arg("--config").arg(config);
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().expect("cannot run the jaeger binary");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn assert_valid(bin: &Path, configs: &[PathBuf], env: &[(&str, &str)]) {
+    let (ok, stdout, stderr) = run(bin, "validate", configs, env);
+    assert!(
+        ok,
+        "`jaeger validate` rejected {configs:?} with {env:?}:\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn collector_config_is_valid() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    assert_valid(&bin, &[repo_file(COLLECTOR_CONFIG)], &[]);
+}
+
+#[test]
+fn tail_sampling_overlay_is_valid_on_the_collector_config() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    let configs = [
+        repo_file(COLLECTOR_CONFIG),
+        repo_file(TAIL_SAMPLING_OVERLAY),
+    ];
+    assert_valid(&bin, &configs, &[]);
+    // The knobs the tests turn, with non-default values.
+    assert_valid(
+        &bin,
+        &configs,
+        &[
+            ("TAIL_SAMPLING_PERCENT", "0"),
+            ("TAIL_SAMPLING_LATENCY_THRESHOLD_MS", "300"),
+            ("TAIL_SAMPLING_DECISION_WAIT", "1s"),
+        ],
+    );
+}
+
+#[test]
+fn jaeger_config_is_valid() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    assert_valid(&bin, &[repo_file(JAEGER_CONFIG)], &[]);
+    let ui = repo_file(JAEGER_UI_CONFIG);
+    assert_valid(
+        &bin,
+        &[repo_file(JAEGER_CONFIG)],
+        &[("JAEGER_UI_CONFIG_FILE", ui.to_str().expect("UTF-8 path"))],
+    );
+}
+
+#[test]
+fn ui_config_is_a_json_object() {
+    let text = std::fs::read_to_string(repo_file(JAEGER_UI_CONFIG)).expect("read ui config");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("ui-config.json is not JSON");
+    assert!(json.is_object(), "ui-config.json must be a JSON object");
+}
+
+/// The check above can fail: validate does reject a wrong value and a component that the
+/// contrib image has but the Jaeger binary lacks (or the other way round).
+#[test]
+fn validate_rejects_broken_configs() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    let configs = [
+        repo_file(COLLECTOR_CONFIG),
+        repo_file(TAIL_SAMPLING_OVERLAY),
+    ];
+    let (ok, _, _) = run(
+        &bin,
+        "validate",
+        &configs,
+        &[("TAIL_SAMPLING_PERCENT", "ten")],
+    );
+    assert!(!ok, "validate accepted TAIL_SAMPLING_PERCENT=ten");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "processors:\n  resource:\n    attributes: []\n").expect("write");
+    let (ok, _, _) = run(&bin, "validate", &[repo_file(COLLECTOR_CONFIG), bad], &[]);
+    assert!(
+        !ok,
+        "validate accepted a `resource` processor, which the Jaeger binary lacks"
+    );
+}
+
+/// Lists are replaced, not merged, when configs are layered: the overlay must restate the
+/// whole processor list, and the base file's receivers and exporters must survive.
+#[test]
+fn overlay_puts_tail_sampling_into_the_traces_pipeline() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    let configs = [
+        repo_file(COLLECTOR_CONFIG),
+        repo_file(TAIL_SAMPLING_OVERLAY),
+    ];
+    let (ok, stdout, stderr) = run(&bin, "print-config", &configs, &[]);
+    assert!(ok, "print-config failed:\n{stderr}");
+    let merged: serde_yaml::Value =
+        serde_yaml::from_str(&stdout).expect("print-config output is YAML");
+    let pipeline = &merged["service"]["pipelines"]["traces"];
+    let names = |key: &str| -> Vec<String> {
+        pipeline[key]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no {key} list in merged pipeline: {pipeline:?}"))
+            .iter()
+            .map(|v| v.as_str().expect("string").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names("processors"),
+        ["memory_limiter", "tail_sampling", "batch"]
+    );
+    assert_eq!(names("receivers"), ["otlp"]);
+    assert!(names("exporters").iter().any(|e| e == "otlp/jaeger"));
+}

@@ -1,0 +1,46 @@
+//! `cargo xtask` — developer tasks for latency-lab.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Developer tasks for latency-lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Print the path of a Jaeger v2 binary, building it first if needed.
+    ///
+    /// Order: JAEGER_BIN (must be an executable file); else the cached build in
+    /// $LATENCY_LAB_CACHE, or ${XDG_CACHE_HOME:-$HOME/.cache}/latency-lab, under
+    /// jaeger-v1.76.0/jaeger; else build it with Go (module github.com/jaegertracing/jaeger
+    /// v1.76.0, the code of Jaeger 2.13.0) and cache it. Needs Go >= 1.24.6 on PATH for the
+    /// build. Progress goes to stderr; only the path goes to stdout, so
+    /// `JAEGER_BIN=$(cargo xtask jaeger)` works.
+    #[command(verbatim_doc_comment)]
+    Jaeger,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Task::Jaeger => match jaeger_harness::jaeger_binary() {
+            Ok(path) => {
+                println!("{}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
