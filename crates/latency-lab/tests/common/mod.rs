@@ -43,6 +43,9 @@ pub struct Options {
     /// dead port); the real one is then not started.
     pub user_url: Option<String>,
     pub order_url: Option<String>,
+    /// Export to this OTLP endpoint (a collector) instead of the in-process
+    /// receiver; `protocol` still picks gRPC or HTTP/protobuf.
+    pub otlp_endpoint: Option<String>,
     /// Extra environment for one service, by name.
     pub extra_env: Vec<(&'static str, &'static str, &'static str)>,
 }
@@ -59,6 +62,7 @@ impl Default for Options {
             user_url: None,
             order_url: None,
             extra_env: Vec::new(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -276,6 +280,7 @@ pub fn otel_env(receiver: &RunningReceiver, options: &Options) -> Vec<(&'static 
         Protocol::Grpc => ("grpc", receiver.grpc_endpoint()),
         Protocol::HttpProtobuf => ("http/protobuf", receiver.http_endpoint()),
     };
+    let endpoint = options.otlp_endpoint.clone().unwrap_or(endpoint);
     vec![
         ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),

@@ -1,0 +1,319 @@
+//! End to end on loopback with the real Jaeger binary in two roles: Jaeger
+//! itself (`jaeger/config.yaml`) and the OpenTelemetry Collector
+//! (`otel-collector.yaml`, the very file `docker compose` uses). The three
+//! services export to the collector; we read what Jaeger's query API serves.
+//!
+//! The binary comes from `jaeger_harness::jaeger_for_tests()`: built from
+//! the Go module proxy on first use (cached), `JAEGER_BIN` overrides. Under
+//! `CI=true` a missing binary fails these tests; elsewhere they report
+//! "SKIPPED (not run)" and return.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{traceresponse_ids, Options, Protocol, Suite};
+use jaeger_harness::{
+    jaeger_for_tests, repo_file, trace_spans, Collector, Jaeger, SpanSummary, TraceId,
+    TAIL_SAMPLING_OVERLAY,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Stack {
+    jaeger: Jaeger,
+    collector: Collector,
+}
+
+fn stack(overlays: &[PathBuf], env: &[(&str, &str)]) -> Option<Stack> {
+    let bin = jaeger_for_tests()?;
+    let jaeger = Jaeger::start(&bin).expect("start Jaeger");
+    let collector = Collector::start_with(&bin, jaeger.ports.otlp_grpc, overlays, env)
+        .expect("start the collector");
+    Some(Stack { jaeger, collector })
+}
+
+fn via_collector(stack: &Stack, protocol: Protocol, options: Options) -> Options {
+    let endpoint = match protocol {
+        Protocol::Grpc => stack.collector.otlp_grpc_endpoint(),
+        Protocol::HttpProtobuf => stack.collector.otlp_http_endpoint(),
+    };
+    Options {
+        protocol,
+        otlp_endpoint: Some(endpoint),
+        ..options
+    }
+}
+
+async fn jaeger_trace(stack: &Stack, trace_id: &str, spans: usize) -> Vec<SpanSummary> {
+    let id = TraceId::parse(trace_id).unwrap();
+    let trace = stack
+        .jaeger
+        .query()
+        .unwrap()
+        .wait_for_trace(id, spans, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("trace {trace_id} in Jaeger: {e}"));
+    trace_spans(&trace)
+}
+
+fn find<'a>(
+    spans: &'a [SpanSummary],
+    service: &str,
+    operation: &str,
+    kind: &str,
+) -> &'a SpanSummary {
+    let found: Vec<_> = spans
+        .iter()
+        .filter(|s| {
+            s.service_name == service
+                && s.operation_name == operation
+                && s.tags.get("span.kind").and_then(|v| v.as_str()) == Some(kind)
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{kind} {service} {operation} in {spans:#?}");
+    found[0]
+}
+
+fn overlaps(a: &SpanSummary, b: &SpanSummary) -> bool {
+    a.start_time_us < b.start_time_us + b.duration_us
+        && b.start_time_us < a.start_time_us + a.duration_us
+}
+
+/// Checks the seven-span shape and returns (root, user client, orders client).
+fn check_shape(spans: &[SpanSummary]) -> (&SpanSummary, &SpanSummary, &SpanSummary) {
+    assert_eq!(spans.len(), 7, "{spans:#?}");
+    let root = find(
+        spans,
+        "profile-aggregator",
+        "GET /user-profile/{id}",
+        "server",
+    );
+    let user_client = find(spans, "profile-aggregator", "GET /users/{id}", "client");
+    let order_client = find(
+        spans,
+        "profile-aggregator",
+        "GET /users/{id}/orders",
+        "client",
+    );
+    let user_server = find(spans, "user-service", "GET /users/{id}", "server");
+    let order_server = find(spans, "order-service", "GET /users/{id}/orders", "server");
+    let user_db = find(spans, "user-service", "db.query SELECT users", "internal");
+    let order_db = find(spans, "order-service", "db.query SELECT orders", "internal");
+    assert_eq!(root.parent_span_id, None);
+    for (child, parent) in [
+        (user_client, root),
+        (order_client, root),
+        (user_server, user_client),
+        (order_server, order_client),
+        (user_db, user_server),
+        (order_db, order_server),
+    ] {
+        assert_eq!(
+            child.parent_span_id,
+            Some(parent.span_id),
+            "{} {} is CHILD_OF {} {}",
+            child.service_name,
+            child.operation_name,
+            parent.service_name,
+            parent.operation_name
+        );
+    }
+    (root, user_client, order_client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_and_concurrent_traces_reach_jaeger_through_the_collector() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(&stack, Protocol::Grpc, Options::default())).await;
+
+    let mut totals = Vec::new();
+    for mode in ["sequential", "concurrent"] {
+        let response = suite.profile("42", mode, &[]).await;
+        assert_eq!(response.status(), 200);
+        let (trace_id, _) = traceresponse_ids(&response);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let total_ms = body["timing"]["total_ms"].as_f64().unwrap();
+
+        let spans = jaeger_trace(&stack, &trace_id, 7).await;
+        let (root, user, orders) = check_shape(&spans);
+        match mode {
+            "sequential" => assert!(!overlaps(user, orders), "sequential client spans overlap"),
+            _ => assert!(
+                overlaps(user, orders),
+                "concurrent client spans do not overlap"
+            ),
+        }
+        // The root span measures what the handler measured, plus the
+        // middleware around it: a few milliseconds at most.
+        let root_ms = root.duration_us as f64 / 1000.0;
+        assert!(
+            root_ms >= total_ms - 1.0 && root_ms - total_ms < 25.0,
+            "{mode}: root span {root_ms} ms vs timing.total_ms {total_ms} ms"
+        );
+        totals.push(root_ms);
+    }
+    assert!(
+        totals[0] > totals[1],
+        "sequential {} ms > concurrent {} ms",
+        totals[0],
+        totals[1]
+    );
+
+    let services = stack.jaeger.query().unwrap().services().await.unwrap();
+    for service in ["profile-aggregator", "user-service", "order-service"] {
+        assert!(
+            services.iter().any(|s| s == service),
+            "{service} not in {services:?}"
+        );
+    }
+    assert!(
+        !services.iter().any(|s| s == "jaeger"),
+        "Jaeger traces itself: {services:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_request_is_an_error_trace_in_jaeger() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(
+        &stack,
+        Protocol::Grpc,
+        Options {
+            order_latency: "3s",
+            order_timeout: "200ms",
+            ..Options::default()
+        },
+    ))
+    .await;
+    let response = suite.profile("42", "concurrent", &[]).await;
+    assert_eq!(response.status(), 504);
+    let (trace_id, _) = traceresponse_ids(&response);
+    // root + 2 clients + user server + user db; the order service's spans
+    // end later (it keeps waiting after we gave up).
+    let spans = jaeger_trace(&stack, &trace_id, 5).await;
+    let root = find(
+        &spans,
+        "profile-aggregator",
+        "GET /user-profile/{id}",
+        "server",
+    );
+    assert!(
+        root.error,
+        "root span carries error status: {:?}",
+        root.tags
+    );
+    assert_eq!(
+        root.tags
+            .get("http.response.status_code")
+            .and_then(|v| v.as_i64()),
+        Some(504)
+    );
+    let client = find(
+        &spans,
+        "profile-aggregator",
+        "GET /users/{id}/orders",
+        "client",
+    );
+    assert!(client.error);
+    assert_eq!(
+        client.tags.get("error.type").and_then(|v| v.as_str()),
+        Some("timeout")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_reaches_jaeger_through_the_collector() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(
+        &stack,
+        Protocol::HttpProtobuf,
+        Options::default(),
+    ))
+    .await;
+    let response = suite.profile("8", "concurrent", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = jaeger_trace(&stack, &trace_id, 7).await;
+    check_shape(&spans);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sampling_keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
+    let decision_wait = Duration::from_secs(3);
+    let Some(stack) = stack(
+        &[repo_file(TAIL_SAMPLING_OVERLAY)],
+        &[
+            ("TAIL_SAMPLING_PERCENT", "0"),
+            ("TAIL_SAMPLING_LATENCY_THRESHOLD_MS", "1000"),
+            ("TAIL_SAMPLING_DECISION_WAIT", "3s"),
+        ],
+    ) else {
+        return;
+    };
+    // Three suites, so each trace's speed is fixed by construction rather
+    // than hoped for: fast (~20 ms), slow (>= 1200 ms) and failing.
+    let fast = Suite::start(via_collector(
+        &stack,
+        Protocol::Grpc,
+        Options {
+            user_latency: "10ms",
+            order_latency: "10ms",
+            ..Options::default()
+        },
+    ))
+    .await;
+    let slow = Suite::start(via_collector(
+        &stack,
+        Protocol::Grpc,
+        Options {
+            user_latency: "10ms",
+            order_latency: "1200ms",
+            ..Options::default()
+        },
+    ))
+    .await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let failing = Suite::start(via_collector(
+        &stack,
+        Protocol::Grpc,
+        Options {
+            user_latency: "10ms",
+            order_url: Some(dead_url),
+            ..Options::default()
+        },
+    ))
+    .await;
+
+    let response = fast.profile("1", "concurrent", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (fast_trace, _) = traceresponse_ids(&response);
+    let response = slow.profile("1", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (slow_trace, _) = traceresponse_ids(&response);
+    let response = failing.profile("1", "sequential", &[]).await;
+    assert_eq!(response.status(), 502);
+    let (error_trace, _) = traceresponse_ids(&response);
+
+    let slow_spans = jaeger_trace(&stack, &slow_trace, 7).await;
+    check_shape(&slow_spans);
+    // root + 2 clients + user server + user db
+    let error_spans = jaeger_trace(&stack, &error_trace, 5).await;
+    assert!(error_spans.iter().any(|s| s.error));
+
+    // The fast trace's decision was due before the slow one's: by now, plus
+    // a decision period of margin, it has been made — and it was "drop".
+    tokio::time::sleep(decision_wait).await;
+    let query = stack.jaeger.query().unwrap();
+    let fast_in_jaeger = query
+        .get_trace_v1(TraceId::parse(&fast_trace).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        fast_in_jaeger.is_none(),
+        "the fast OK trace was kept: {fast_in_jaeger:?}"
+    );
+}
