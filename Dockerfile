@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # One image with every latency-lab service binary:
-#   user-service, order-service, profile-aggregator (and latency-lab when that crate exists).
+#   user-service, order-service, profile-aggregator and latency-lab.
 # No ENTRYPOINT/CMD picks a service: the caller names the binary, e.g.
 #   docker run --rm latency-lab:local user-service --listen 0.0.0.0:5001
 # (docker-compose.yml does this for each service).
@@ -30,8 +30,7 @@ COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN set -eux; \
-    bins="user-service order-service profile-aggregator"; \
-    if [ -f crates/latency-lab/Cargo.toml ]; then bins="$bins latency-lab"; fi; \
+    bins="user-service order-service profile-aggregator latency-lab"; \
     packages=""; \
     for bin in $bins; do packages="$packages --package $bin"; done; \
     cargo build --release --locked $packages; \
@@ -39,9 +38,9 @@ RUN set -eux; \
     for bin in $bins; do cp "target/release/$bin" /out/; done
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
-# curl: for the compose health checks (GET /healthz); ca-certificates: for https OTLP endpoints.
+# curl: for the compose health checks (GET /healthz).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && apt-get install -y --no-install-recommends curl \
     && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 latency-lab \
     && useradd --system --uid 10001 --gid latency-lab --no-create-home \
