@@ -6,13 +6,13 @@ mod common;
 use common::{one, summary, traceresponse_ids, Options, Suite, WAIT};
 use otlp_receiver::SpanKind;
 
-const USER_MS: f64 = 200.0;
-const ORDER_MS: f64 = 300.0;
+const USER_MS: f64 = 300.0;
+const ORDER_MS: f64 = 400.0;
 
 fn options() -> Options {
     Options {
-        user_latency: "200ms",
-        order_latency: "300ms",
+        user_latency: "300ms",
+        order_latency: "400ms",
         ..Options::default()
     }
 }
