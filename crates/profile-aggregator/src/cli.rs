@@ -9,7 +9,7 @@ use service_kit::cli::{parse_duration, CommonArgs};
 use service_kit::{ServeError, Service};
 use url::Url;
 
-use crate::config::{parse_base_url, Dependency};
+use crate::config::{parse_base_url, Dependency, TraceContextValidation};
 use crate::{Config, Mode};
 
 /// The profile aggregator: GET /user-profile/{id}?mode=sequential|concurrent|unlinked
@@ -34,6 +34,18 @@ pub struct Args {
     /// Give up on the order service after this long (answer 504).
     #[arg(long, env = "ORDER_SERVICE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub order_timeout: Duration,
+    /// Serve POST /verify-tracecontext, the endpoint the official W3C Trace
+    /// Context test harness drives (off by default; calls loopback URLs only).
+    #[arg(long, env = "TRACECONTEXT_VALIDATION")]
+    pub tracecontext_validation: bool,
+    /// Let /verify-tracecontext call hosts other than loopback. It then
+    /// POSTs wherever its caller says: only for a harness on another machine.
+    #[arg(
+        long,
+        env = "TRACECONTEXT_VALIDATION_ALLOW_REMOTE",
+        requires = "tracecontext_validation"
+    )]
+    pub tracecontext_validation_allow_remote: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -50,6 +62,14 @@ impl Args {
                 timeout: self.order_timeout,
             },
             default_mode: self.mode,
+            tracecontext_validation: match (
+                self.tracecontext_validation,
+                self.tracecontext_validation_allow_remote,
+            ) {
+                (false, _) => TraceContextValidation::Off,
+                (true, false) => TraceContextValidation::LoopbackOnly,
+                (true, true) => TraceContextValidation::AnyHost,
+            },
         }
     }
 

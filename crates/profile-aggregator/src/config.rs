@@ -63,6 +63,24 @@ pub struct Config {
     pub orders: Dependency,
     /// Mode used when the request has no `?mode=`.
     pub default_mode: Mode,
+    /// Whether `POST /verify-tracecontext` exists, and what it may call.
+    pub tracecontext_validation: TraceContextValidation,
+}
+
+/// The W3C Trace Context validation endpoint (`POST /verify-tracecontext`,
+/// driven by the official test harness): it POSTs to URLs its caller names,
+/// so it is off unless asked for, and even then calls loopback only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TraceContextValidation {
+    /// No endpoint (the default): a deployed aggregator is nobody's proxy.
+    #[default]
+    Off,
+    /// The endpoint calls loopback hosts only: `127.0.0.0/8`, `::1`,
+    /// `localhost` (the harness on the same machine).
+    LoopbackOnly,
+    /// The endpoint calls any `http://` host: only for a harness on another
+    /// machine, on a network you trust.
+    AnyHost,
 }
 
 /// `clap` value parser for a dependency's base URL: absolute `http://` with a

@@ -120,7 +120,7 @@ impl Downstream {
 
 /// reqwest's top-level message ("error sending request") hides the cause
 /// ("connection refused"); the whole chain is what a reader needs.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -43,6 +43,13 @@ pub enum AggregatorError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// Some calls of `POST /verify-tracecontext` failed (each one named).
+    #[error("{failed} of {total} validation calls failed: {details}")]
+    ValidationCalls {
+        failed: usize,
+        total: usize,
+        details: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
@@ -57,9 +64,10 @@ impl AggregatorError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::Unreachable { .. } | Self::Failed { .. } | Self::BadAnswer { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::Unreachable { .. }
+            | Self::Failed { .. }
+            | Self::BadAnswer { .. }
+            | Self::ValidationCalls { .. } => StatusCode::BAD_GATEWAY,
             Self::Rejected { status, .. } => *status,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) | Self::Client(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,7 +78,7 @@ impl AggregatorError {
         match self {
             Self::Timeout { .. } => "dependency_timeout",
             Self::Unreachable { .. } => "dependency_unreachable",
-            Self::Failed { .. } => "dependency_failed",
+            Self::Failed { .. } | Self::ValidationCalls { .. } => "dependency_failed",
             Self::BadAnswer { .. } => "dependency_bad_answer",
             Self::Rejected { status, .. } if *status == StatusCode::NOT_FOUND => "not_found",
             Self::Rejected { .. } | Self::BadRequest(_) => "invalid_request",

@@ -18,13 +18,21 @@ mod downstream;
 mod error;
 mod profile;
 mod server_timing;
+mod validation;
 
-pub use config::{Config, Mode};
+pub use config::{Config, Mode, TraceContextValidation};
 pub use error::AggregatorError;
 pub use profile::{ProfileResponse, Timing};
 
-/// The aggregator's routes, traced, with `/healthz`.
+/// The aggregator's routes, traced, with `/healthz` (and
+/// `POST /verify-tracecontext` when [`Config::tracecontext_validation`]
+/// asks for it).
 pub fn router(config: Config) -> Result<axum::Router, AggregatorError> {
+    let validation = config.tracecontext_validation;
     let state = profile::AppState::new(config)?;
-    Ok(service_kit::startup::finish(profile::routes(state)))
+    let mut routes = profile::routes(state);
+    if validation != TraceContextValidation::Off {
+        routes = routes.merge(validation::routes(validation)?);
+    }
+    Ok(service_kit::startup::finish(routes))
 }

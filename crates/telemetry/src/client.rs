@@ -30,9 +30,19 @@ pub struct UrlTemplate(pub Cow<'static, str>);
 /// Builds the traced client. Connection pooling is reqwest's: one client per
 /// service, shared by every request, so keep-alive connections are reused.
 pub fn traced_client() -> Result<HttpClient, TelemetryError> {
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("latency-lab/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    traced_client_with(|builder| builder)
+}
+
+/// [`traced_client`] with extra reqwest settings, for a caller that needs a
+/// stricter client (the aggregator's W3C validation endpoint turns redirects
+/// and proxies off, so a loopback URL cannot lead anywhere else).
+pub fn traced_client_with(
+    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> Result<HttpClient, TelemetryError> {
+    let client = configure(
+        reqwest::Client::builder().user_agent(concat!("latency-lab/", env!("CARGO_PKG_VERSION"))),
+    )
+    .build()?;
     Ok(ClientBuilder::new(client)
         .with(TracingMiddleware::<SemconvSpanBackend>::new())
         .build())

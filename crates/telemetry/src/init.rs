@@ -2,7 +2,9 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, RandomIdGenerator, SdkTracerProvider,
+};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -60,8 +62,12 @@ pub fn build_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, Tel
     if let Some(name) = &config.default_service_name {
         resource = resource.with_service_name(name.clone());
     }
+    // Random trace-ids, said explicitly: the propagator sets the W3C Level 2
+    // `random` flag on traces this process starts on that promise
+    // (`W3cTraceContextPropagator::new`). Change one, change the other.
     let mut builder = SdkTracerProvider::builder()
         .with_resource(resource.build())
+        .with_id_generator(RandomIdGenerator::default())
         .with_sampler(config.sampler.to_sdk());
 
     if !config.sdk_disabled {

@@ -24,7 +24,7 @@ pub mod propagation;
 pub mod server;
 pub mod shutdown;
 
-pub use client::{traced_client, HttpClient};
+pub use client::{traced_client, traced_client_with, HttpClient};
 pub use config::{OtlpProtocol, SamplerConfig, TelemetryConfig};
 pub use error::TelemetryError;
 pub use init::init;

@@ -10,7 +10,6 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderValue, Method};
-use opentelemetry::trace::TraceContextExt;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -158,18 +157,9 @@ fn server_address(req: &Request) -> (Option<String>, Option<u16>) {
     }
 }
 
+/// The `traceresponse` for the SERVER span, with the same flags (random
+/// included) as the `traceparent` this service sends downstream.
 fn traceresponse_value(span: &tracing::Span) -> Option<HeaderValue> {
-    let cx = span.context();
-    let otel_span = cx.span();
-    let sc = otel_span.span_context();
-    if !sc.is_valid() {
-        return None;
-    }
-    let value = format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    );
+    let value = propagation::traceresponse(&span.context())?;
     HeaderValue::from_str(&value).ok()
 }

@@ -1,0 +1,125 @@
+//! W3C Trace Context (Level 1, plus Level 2's random flag) and W3C Baggage.
+//!
+//! The OpenTelemetry API's global propagator is a no-op until something
+//! installs a real one; with the no-op, no `traceparent` is ever sent and every
+//! service starts its own trace. [`install`] is called by [`crate::init()`], so a
+//! service cannot forget it.
+//!
+//! The stock `TraceContextPropagator` is lenient where the specification is
+//! not (first header line only, loose id and key checks, no white-space
+//! trimming, flags masked to `sampled`), so Trace Context is ours:
+//!
+//! - [`traceparent`]: parsing and writing the `traceparent` header;
+//! - [`tracestate`]: combining, parsing and writing the `tracestate` list;
+//! - [`W3cTraceContextPropagator`]: the two together, and what the SDK
+//!   cannot carry from the incoming request to the outgoing calls;
+//! - [`HeaderLines`]: a header carrier that shows the propagator every line.
+//!
+//! Every entry point below goes through the global propagator, so the
+//! SERVER middleware, the traced client and tests all see the same rules.
+
+mod carrier;
+mod incoming;
+mod propagator;
+pub mod traceparent;
+pub mod tracestate;
+
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::BaggagePropagator;
+
+pub use carrier::HeaderLines;
+pub use propagator::W3cTraceContextPropagator;
+
+/// Installs `traceparent`/`tracestate` + `baggage` as the global propagator.
+pub fn install() {
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(W3cTraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+}
+
+/// The remote context carried by incoming request headers (an empty context
+/// when there is none or it is invalid, which makes the server span a root).
+/// Every header line is read ([`HeaderLines`]), not just the first.
+pub fn extract(headers: &http::HeaderMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderLines(headers))
+    })
+}
+
+/// Writes `cx` into outgoing headers through the global propagator.
+pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers))
+    });
+}
+
+/// The Level 2 `traceresponse` value for the current span of `cx`: the same
+/// form and flags as the `traceparent` this process sends downstream, so a
+/// caller learns the trace-id, our span and whether the id is random.
+pub fn traceresponse(cx: &Context) -> Option<String> {
+    W3cTraceContextPropagator::new()
+        .outgoing_traceparent(cx)
+        .map(|parent| parent.to_string())
+}
+
+/// Whether `value` is a valid `traceparent` (see [`traceparent::parse`]).
+pub fn is_valid_traceparent(value: &str) -> bool {
+    traceparent::parse(value).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn traceparent_syntax() {
+        assert!(is_valid_traceparent(VALID));
+        assert!(is_valid_traceparent(&format!(" \t{VALID}\t ")));
+        assert!(is_valid_traceparent(
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds"
+        ));
+        for bad in [
+            "",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01.extra",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert!(!is_valid_traceparent(bad), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn extract_ignores_invalid_and_keeps_valid() {
+        use opentelemetry::propagation::TextMapPropagator;
+        use opentelemetry::trace::TraceContextExt;
+        let propagator = W3cTraceContextPropagator::default();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", VALID.parse().unwrap());
+        let cx = propagator.extract(&HeaderLines(&headers));
+        assert_eq!(
+            cx.span().span_context().trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let cx = propagator.extract(&HeaderLines(&headers));
+        assert!(!cx.span().span_context().is_valid());
+    }
+}
