@@ -1,9 +1,17 @@
 //! `latency-lab`: the whole suite from one binary.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
-mod tree;
+mod analysis;
+mod jaeger_api;
+mod jaeger_json;
+mod terminal;
+mod trace_cmd;
+mod trace_model;
 mod up;
+mod waterfall;
 
 /// latency-lab: three traced HTTP services that show where request time goes.
 #[derive(Debug, Parser)]
@@ -16,8 +24,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the user, order and aggregator services (each its own process)
-    /// and print every trace they produce. The default command.
+    /// and print every trace they produce as a waterfall. The default command.
     Up(up::UpArgs),
+    /// Print the waterfall of a trace from a running Jaeger (`trace ID
+    /// --jaeger URL`) or from a Jaeger JSON file (`trace --file FILE`).
+    Trace(trace_cmd::TraceArgs),
     /// Run one service in this process (what `up` starts three times).
     Serve {
         #[command(subcommand)]
@@ -48,12 +59,24 @@ impl Cli {
     }
 }
 
+/// Errors end the program as one line, `error: what: why: …`, and exit
+/// status 1 (clap's own usage errors exit with 2).
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => up::run(Cli::parse_from(["latency-lab", "up"]).up_args()).await,
         Some(Command::Up(args)) => up::run(args).await,
+        Some(Command::Trace(args)) => trace_cmd::run(args).await,
         Some(Command::Serve { service }) => {
             match service {
                 Service::User(args) => args.run().await?,

@@ -3,11 +3,12 @@
 //! Starts the three services as real child processes (this same binary,
 //! re-executed as `serve <service>`), so every hop is a real HTTP hop and
 //! every service exports under its own `service.name`. Spans go to the
-//! embedded OTLP receiver (or to `--otlp-endpoint`), and each trace is
-//! printed as a tree once it is complete.
+//! embedded OTLP receiver (or to `--otlp-endpoint`); each trace is printed
+//! as a waterfall once it is complete, and saved as Jaeger JSON.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,15 @@ use clap::Args;
 use otlp_receiver::{CollectedSpan, ReceiverConfig, RunningReceiver};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::broadcast;
 
-use service_kit::cli::parse_duration;
+use service_kit::latency::LatencySpec;
 
-use crate::tree;
+use crate::jaeger_json;
+use crate::terminal::{Display, DisplayArgs};
+use crate::trace_model::Trace;
+use crate::waterfall;
 
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
@@ -47,9 +53,21 @@ pub struct UpArgs {
     #[arg(long, env = "LATENCY_LAB_OTLP_HTTP", default_value = "127.0.0.1:4318")]
     pub otlp_http: SocketAddr,
     /// Send spans to this external OTLP/gRPC endpoint (a collector or Jaeger)
-    /// instead of the embedded receiver; traces are then not printed here.
+    /// instead of the embedded receiver; traces are then not printed here
+    /// (only their ids: see `latency-lab trace ID --jaeger URL`).
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
+    /// Folder where every received trace is saved as `<trace id>.json`, in
+    /// the format of Jaeger's UI upload ("JSON File") and `trace --file`.
+    #[arg(
+        long,
+        env = "LATENCY_LAB_TRACES_DIR",
+        default_value = "latency-lab-traces"
+    )]
+    pub traces_dir: PathBuf,
+    /// Traces kept in memory; past that the oldest are dropped (and counted).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_traces: u64,
     /// Do not send the two demo requests at start-up.
     #[arg(long)]
     pub no_demo: bool,
@@ -60,12 +78,17 @@ pub struct UpArgs {
     /// The requests sent at start-up, one per mode, in order.
     #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
     pub demo_modes: Vec<profile_aggregator::Mode>,
-    /// User service simulated latency.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    pub user_latency: Duration,
-    /// Order service simulated latency.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
-    pub order_latency: Duration,
+    /// User service simulated latency: a duration or a model such as
+    /// 'lognormal(median=80ms,p99=900ms)' or '100ms+spike(p=0.01,1s)' (see
+    /// `latency-lab serve user-service --help`; the services' other
+    /// `USER_SERVICE_*`/`ORDER_SERVICE_*` variables pass through).
+    #[arg(long, default_value = "100ms")]
+    pub user_latency: LatencySpec,
+    /// Order service simulated latency (same forms).
+    #[arg(long, default_value = "200ms")]
+    pub order_latency: LatencySpec,
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }
 
 /// A trace is printed once no span of it has arrived for this long.
@@ -74,126 +97,141 @@ const QUIET: Duration = Duration::from_millis(1500);
 /// Spans one profile request produces across the three services.
 const DEMO_SPANS: usize = 7;
 
+/// How long the demo waits for a request's spans.
+const DEMO_WAIT: Duration = Duration::from_secs(30);
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Take over Ctrl-C and SIGTERM before anything starts: from here on they
+    // stop the children and end cleanly instead of killing only this process.
+    let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
+    let display = args.display.resolve();
     let receiver = match &args.otlp_endpoint {
         Some(_) => None,
         None => Some(
             otlp_receiver::start(ReceiverConfig {
                 grpc_addr: args.otlp_grpc,
                 http_addr: args.otlp_http,
-                max_traces: 1000,
+                max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
             })
             .await
             .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?,
         ),
     };
+    if receiver.is_some() {
+        std::fs::create_dir_all(&args.traces_dir).with_context(|| {
+            format!(
+                "cannot create the traces folder {} (choose another with --traces-dir)",
+                args.traces_dir.display()
+            )
+        })?;
+    }
     let endpoint = match (&args.otlp_endpoint, &receiver) {
         (Some(e), _) => e.clone(),
         (None, Some(r)) => r.grpc_endpoint(),
         (None, None) => unreachable!("a receiver is started when no endpoint is given"),
     };
 
-    let user_latency = format!("{}ms", args.user_latency.as_millis());
-    let order_latency = format!("{}ms", args.order_latency.as_millis());
     let mut children = Children::default();
-    let result = async {
-        let users = children
-            .start("user-service", &["--listen", &args.user_service.to_string(), "--latency", &user_latency], &endpoint)
-            .await?;
-        let orders = children
-            .start("order-service", &["--listen", &args.order_service.to_string(), "--latency", &order_latency], &endpoint)
-            .await?;
-        let aggregator = children
-            .start(
-                "profile-aggregator",
-                &[
-                    "--listen",
-                    &args.aggregator.to_string(),
-                    "--user-service-url",
-                    &users,
-                    "--order-service-url",
-                    &orders,
-                ],
-                &endpoint,
-            )
-            .await?;
-        println!();
-        println!("latency-lab is up:");
-        println!("  profile-aggregator  {aggregator}   (GET /user-profile/{{id}}?mode=sequential|concurrent|unlinked)");
-        println!("  user-service        {users}");
-        println!("  order-service       {orders}");
-        println!("  spans               {endpoint}");
-        println!();
-        println!("try:  curl '{aggregator}/user-profile/42?mode=concurrent'");
-        println!();
-        run_session(&args, &aggregator, receiver.as_ref()).await
-    }
-    .await;
+    let mut view = TraceView {
+        dir: args.traces_dir.clone(),
+        display,
+        printed: HashSet::new(),
+        saved: 0,
+        dropped_reported: 0,
+        max_traces: args.max_traces,
+    };
+    let result = tokio::select! {
+        result = session(&args, &endpoint, &mut children, receiver.as_ref(), &mut view) => result,
+        _ = stop.wait() => {
+            println!("\nstopping…");
+            Ok(())
+        }
+    };
 
     children.stop().await;
     if let Some(r) = receiver {
+        let dropped = r.store().dropped_traces();
+        println!(
+            "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
+            plural(view.saved, "trace"),
+            view.dir.display(),
+        );
+        if dropped > 0 {
+            println!(
+                "{} dropped from memory (the oldest first; --max-traces {})",
+                plural(dropped as usize, "trace"),
+                args.max_traces
+            );
+        }
         r.shutdown().await;
     }
     result
 }
 
-async fn run_session(
+/// Starts the services, sends the demo requests, then follows new traces
+/// (unless `--demo-only`). Runs until it fails or is cancelled.
+async fn session(
     args: &UpArgs,
-    aggregator: &str,
+    endpoint: &str,
+    children: &mut Children,
     receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
 ) -> anyhow::Result<()> {
-    let mut printed = HashSet::new();
+    let user_latency = args.user_latency.to_string();
+    let order_latency = args.order_latency.to_string();
+    let users = children
+        .start(
+            "user-service",
+            &[
+                "--listen",
+                &args.user_service.to_string(),
+                "--latency",
+                &user_latency,
+            ],
+            endpoint,
+        )
+        .await?;
+    let orders = children
+        .start(
+            "order-service",
+            &[
+                "--listen",
+                &args.order_service.to_string(),
+                "--latency",
+                &order_latency,
+            ],
+            endpoint,
+        )
+        .await?;
+    let aggregator = children
+        .start(
+            "profile-aggregator",
+            &[
+                "--listen",
+                &args.aggregator.to_string(),
+                "--user-service-url",
+                &users,
+                "--order-service-url",
+                &orders,
+            ],
+            endpoint,
+        )
+        .await?;
+    println!();
+    println!("latency-lab is up:");
+    println!("  profile-aggregator  {aggregator}   (GET /user-profile/{{id}}?mode=sequential|concurrent|unlinked)");
+    println!("  user-service        {users}");
+    println!("  order-service       {orders}");
+    println!("  spans               {endpoint}");
+    if receiver.is_some() {
+        println!("  traces saved in     {}", args.traces_dir.display());
+    }
+    println!();
+    println!("try:  curl '{aggregator}/user-profile/42?mode=concurrent'");
+    println!();
+
     if !args.no_demo {
-        let client = reqwest::Client::new();
-        for mode in &args.demo_modes {
-            let before: HashSet<String> = receiver
-                .map(|r| r.store().trace_ids().into_iter().collect())
-                .unwrap_or_default();
-            let url = format!("{aggregator}/user-profile/42?mode={mode}");
-            let response = client
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            let status = response.status();
-            let body: serde_json::Value =
-                response.json().await.context("demo response is not JSON")?;
-            if !status.is_success() {
-                bail!("demo request {url} failed with {status}: {body}");
-            }
-            let trace_id = body["trace_id"].as_str().unwrap_or_default().to_owned();
-            println!(
-                "{mode} request: {} ms, trace {trace_id}",
-                body["timing"]["total_ms"]
-            );
-            if let Some(r) = receiver {
-                // Whatever the mode, one profile request makes seven spans:
-                // aggregator server + 2 clients + 2 downstream servers + 2
-                // db spans — in one trace, or (unlinked) spread over three.
-                let is_new = |s: &CollectedSpan| !before.contains(&s.trace_id);
-                let spans = r
-                    .store()
-                    .wait_for(Duration::from_secs(30), |all| {
-                        all.iter().filter(|s| is_new(s)).count() >= DEMO_SPANS
-                    })
-                    .await
-                    .context("the demo request's spans did not arrive")?;
-                let mut traces: Vec<String> = Vec::new();
-                for span in spans.iter().filter(|s| is_new(s)) {
-                    if !traces.contains(&span.trace_id) {
-                        traces.push(span.trace_id.clone());
-                    }
-                }
-                if traces.len() > 1 {
-                    println!("one request, {} traces:", traces.len());
-                }
-                for id in traces {
-                    print!("{}", tree::render(&r.store().trace(&id)));
-                    printed.insert(id);
-                }
-                println!();
-            }
-        }
+        demo(args, &aggregator, receiver, view).await?;
     }
     if args.demo_only {
         return Ok(());
@@ -201,42 +239,117 @@ async fn run_session(
     match receiver {
         Some(r) => {
             println!("waiting for requests; each trace is printed when complete (Ctrl-C stops)");
-            tokio::select! {
-                _ = print_new_traces(r, printed) => Ok(()),
-                _ = service_kit_shutdown() => Ok(()),
-            }
-        }
-        None => {
-            println!("spans go to the external endpoint (Ctrl-C stops)");
-            service_kit_shutdown().await;
+            follow_new_traces(r, view).await;
             Ok(())
         }
-    }
-}
-
-async fn service_kit_shutdown() {
-    telemetry_signal().await;
-    println!("\nstopping…");
-}
-
-/// Ctrl-C or SIGTERM.
-async fn telemetry_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+        None => {
+            println!("spans go to {endpoint} (Ctrl-C stops)");
+            std::future::pending().await
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
     }
+}
+
+/// One request per demo mode, each trace printed as soon as its spans are in.
+async fn demo(
+    args: &UpArgs,
+    aggregator: &str,
+    receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let mut trace_ids = Vec::new();
+    for mode in &args.demo_modes {
+        // Subscribe before the request so no span of it can slip past; spans
+        // of traces already known (late ones of an earlier request) are not
+        // this request's.
+        let mut batches = receiver.map(|r| r.store().subscribe());
+        let known: HashSet<String> = receiver
+            .map(|r| r.store().trace_ids().into_iter().collect())
+            .unwrap_or_default();
+        let url = format!("{aggregator}/user-profile/42?mode={mode}");
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("demo response is not JSON")?;
+        if !status.is_success() {
+            bail!("demo request {url} failed with {status}: {body}");
+        }
+        let trace_id = body["trace_id"].as_str().unwrap_or_default().to_owned();
+        println!(
+            "{mode} request: {} ms, trace {trace_id}",
+            body["timing"]["total_ms"]
+        );
+        trace_ids.push(trace_id);
+        let Some(batches) = batches.as_mut() else {
+            continue;
+        };
+        // Whatever the mode, one profile request makes seven spans:
+        // aggregator server + 2 clients + 2 downstream servers + 2 db
+        // spans — in one trace, or (unlinked) spread over three.
+        let spans = new_spans(batches, &known, DEMO_SPANS)
+            .await
+            .context("the demo request's spans did not arrive")?;
+        let mut traces: Vec<(String, Vec<CollectedSpan>)> = Vec::new();
+        for span in spans {
+            let id = span.trace_id.to_ascii_lowercase();
+            match traces.iter_mut().find(|(t, _)| *t == id) {
+                Some((_, group)) => group.push(span),
+                None => traces.push((id, vec![span])),
+            }
+        }
+        if traces.len() > 1 {
+            println!("one request, {} traces:", traces.len());
+        }
+        for (_, spans) in traces {
+            view.show(&spans);
+        }
+        view.report_dropped(receiver);
+    }
+    if receiver.is_none() {
+        if let Some(id) = trace_ids.first() {
+            println!();
+            println!(
+                "the spans went to {}: look the traces up there, e.g. latency-lab trace {id} --jaeger <Jaeger UI URL>",
+                args.otlp_endpoint.as_deref().unwrap_or("the external endpoint")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Collects, from the store's live feed, `n` spans of traces not in `known`.
+async fn new_spans(
+    batches: &mut broadcast::Receiver<Vec<CollectedSpan>>,
+    known: &HashSet<String>,
+    n: usize,
+) -> anyhow::Result<Vec<CollectedSpan>> {
+    let mut spans = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEMO_WAIT;
+    while spans.len() < n {
+        match tokio::time::timeout_at(deadline, batches.recv()).await {
+            Ok(Ok(batch)) => spans.extend(
+                batch
+                    .into_iter()
+                    .filter(|s| !known.contains(&s.trace_id.to_ascii_lowercase())),
+            ),
+            Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                bail!("missed {missed} span batches (the machine is overloaded)")
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => bail!("the receiver stopped"),
+            Err(_) => bail!("{} of {n} spans within {DEMO_WAIT:?}", spans.len()),
+        }
+    }
+    Ok(spans)
 }
 
 /// Prints each trace once it has been quiet for [`QUIET`].
-async fn print_new_traces(receiver: &RunningReceiver, mut printed: HashSet<String>) {
+async fn follow_new_traces(receiver: &RunningReceiver, view: &mut TraceView) {
     let store = receiver.store();
     let mut updates = store.subscribe();
     let mut last_seen: HashMap<String, Instant> = HashMap::new();
@@ -244,10 +357,12 @@ async fn print_new_traces(receiver: &RunningReceiver, mut printed: HashSet<Strin
     loop {
         tokio::select! {
             batch = updates.recv() => {
+                // A lagged feed only delays printing: the store has the spans.
                 if let Ok(batch) = batch {
                     for span in batch {
-                        if !printed.contains(&span.trace_id) {
-                            last_seen.insert(span.trace_id.clone(), Instant::now());
+                        let id = span.trace_id.to_ascii_lowercase();
+                        if !view.printed.contains(&id) {
+                            last_seen.insert(id, Instant::now());
                         }
                     }
                 }
@@ -260,14 +375,89 @@ async fn print_new_traces(receiver: &RunningReceiver, mut printed: HashSet<Strin
                     .collect();
                 for id in ready {
                     last_seen.remove(&id);
-                    let spans: Vec<CollectedSpan> = store.trace(&id);
-                    if !spans.is_empty() {
-                        print!("{}", tree::render(&spans));
-                        println!();
+                    let spans = store.trace(&id);
+                    if spans.is_empty() {
+                        // Evicted before it was printed: counted as dropped.
+                        view.printed.insert(id);
+                    } else {
+                        view.show(&spans);
                     }
-                    printed.insert(id);
                 }
+                view.report_dropped(Some(receiver));
             }
+        }
+    }
+}
+
+/// Prints traces as waterfalls and saves each as Jaeger JSON.
+struct TraceView {
+    dir: PathBuf,
+    display: Display,
+    /// Trace ids already shown: each trace is printed once.
+    printed: HashSet<String>,
+    saved: usize,
+    dropped_reported: u64,
+    max_traces: u64,
+}
+
+impl TraceView {
+    fn show(&mut self, spans: &[CollectedSpan]) {
+        let Some(trace) = Trace::from_collected(spans) else {
+            return;
+        };
+        self.printed.insert(trace.trace_id.clone());
+        print!(
+            "{}",
+            waterfall::render(&trace, self.display.width, self.display.colour)
+        );
+        match jaeger_json::save(&self.dir, &trace) {
+            Ok(path) => {
+                self.saved += 1;
+                println!("saved as {}", path.display());
+            }
+            Err(e) => eprintln!("warning: the trace was not saved: {e}"),
+        }
+        println!();
+    }
+
+    /// Says so when the bounded store has dropped more traces since last time.
+    fn report_dropped(&mut self, receiver: Option<&RunningReceiver>) {
+        let Some(dropped) = receiver.map(|r| r.store().dropped_traces()) else {
+            return;
+        };
+        if dropped > self.dropped_reported {
+            self.dropped_reported = dropped;
+            println!(
+                "the trace store is full: {} dropped so far, the oldest first (it keeps {}; see --max-traces)",
+                plural(dropped as usize, "trace"),
+                self.max_traces
+            );
+        }
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, registered once up front.
+struct Stop {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stop {
+    fn install() -> std::io::Result<Stop> {
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
         }
     }
 }

@@ -12,6 +12,7 @@ fn every_command_has_help() {
     for args in [
         vec!["--help"],
         vec!["up", "--help"],
+        vec!["trace", "--help"],
         vec!["serve", "user-service", "--help"],
         vec!["serve", "order-service", "--help"],
         vec!["serve", "profile-aggregator", "--help"],
@@ -91,7 +92,9 @@ fn port_in_use_is_a_clear_error() {
 
 #[test]
 fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
+    let traces = tempfile::tempdir().unwrap();
     let output = Command::new(LAB)
+        .env("LATENCY_LAB_TRACES_DIR", traces.path())
         .args([
             "up",
             "--demo-only",
@@ -129,7 +132,11 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
     let sequential_ms = total_ms(&stdout, "sequential request: ");
     let concurrent_ms = total_ms(&stdout, "concurrent request: ");
     assert!(sequential_ms > concurrent_ms, "{stdout}");
-    assert_eq!(stdout.matches("(7 spans)").count(), 2, "{stdout}");
+    assert_eq!(
+        stdout.matches("(7 spans, 3 services, ").count(),
+        2,
+        "{stdout}"
+    );
 
     let pids: Vec<&str> = stdout
         .lines()

@@ -48,10 +48,17 @@ fn every_lesson_command_runs() {
     markdown_files(&docs_dir(), &mut files);
     files.sort();
     let mut ran = 0;
+    // `up` saves every trace; keep the lessons' traces out of the checkout.
+    let traces = tempfile::tempdir().unwrap();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
         for command in sh_commands(&text) {
-            let words: Vec<&str> = command.split_whitespace().collect();
+            // Single quotes keep shell syntax such as `(` out of the shell
+            // (`--order-latency '200ms+spike(p=0.1,1s)'`); no word has spaces.
+            let words: Vec<&str> = command
+                .split_whitespace()
+                .map(|w| w.trim_matches('\''))
+                .collect();
             assert_eq!(
                 words[0],
                 "latency-lab",
@@ -65,13 +72,16 @@ fn every_lesson_command_runs() {
                 "{}: `{command}` runs until Ctrl-C; put it in a ```text block or add --demo-only",
                 file.display()
             );
+            // Paths in the lessons are relative to the checkout's root.
             let output = Command::new(LAB)
+                .current_dir(docs_dir().join(".."))
                 .args(&words[1..])
                 .env("LATENCY_LAB_AGGREGATOR", "127.0.0.1:0")
                 .env("LATENCY_LAB_USER_SERVICE", "127.0.0.1:0")
                 .env("LATENCY_LAB_ORDER_SERVICE", "127.0.0.1:0")
                 .env("LATENCY_LAB_OTLP_GRPC", "127.0.0.1:0")
                 .env("LATENCY_LAB_OTLP_HTTP", "127.0.0.1:0")
+                .env("LATENCY_LAB_TRACES_DIR", traces.path())
                 .output()
                 .unwrap();
             let stdout = String::from_utf8_lossy(&output.stdout);

@@ -24,6 +24,6 @@ async fn list_orders(
     Path(raw_id): Path<String>,
 ) -> Result<Json<Vec<Order>>, ApiError> {
     let id = parse_user_id(&raw_id)?;
-    LOOKUP.run(config.latency).await;
+    config.mock.query(LOOKUP).await?;
     Ok(Json(Order::for_user(id)))
 }

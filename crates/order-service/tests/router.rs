@@ -10,9 +10,7 @@ use order_service::{router, Config, Order};
 use tower::ServiceExt;
 
 fn app() -> axum::Router {
-    router(Config {
-        latency: Duration::from_millis(1),
-    })
+    router(Config::fixed(Duration::from_millis(1)))
 }
 
 async fn get(path: &str) -> (StatusCode, serde_json::Value) {
@@ -70,9 +68,7 @@ async fn bad_and_unknown_ids_are_json_errors() {
 
 #[tokio::test]
 async fn the_wait_is_the_configured_latency() {
-    let app = router(Config {
-        latency: Duration::from_millis(150),
-    });
+    let app = router(Config::fixed(Duration::from_millis(150)));
     let started = std::time::Instant::now();
     let response = app
         .oneshot(Request::get("/users/1/orders").body(Body::empty()).unwrap())

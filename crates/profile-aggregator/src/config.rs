@@ -1,5 +1,6 @@
 //! What the aggregator needs to know: where its dependencies are, how long to
-//! wait for each, and which fan-out mode to use by default.
+//! wait for each, which fan-out mode to use by default, and which remedies
+//! (retries, breaker, hedging, bulkhead, fallback) a request gets.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::resilience::RemedyConfig;
 
 /// How the two downstream calls are orchestrated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,9 @@ pub struct Config {
     pub default_mode: Mode,
     /// Whether `POST /verify-tracecontext` exists, and what it may call.
     pub tracecontext_validation: TraceContextValidation,
+    /// The remedies' settings and what is on by default (nothing, unless
+    /// flags say so).
+    pub remedies: RemedyConfig,
 }
 
 /// The W3C Trace Context validation endpoint (`POST /verify-tracecontext`,

@@ -1,15 +1,25 @@
 //! One call to one dependency: build the URL, send it through the traced
-//! client with the dependency's timeout, classify what came back.
+//! client, classify what came back — wrapped in the remedies the request
+//! asked for, composed here and only here, in the order explained in
+//! [`crate::resilience`]: bulkhead → breaker → hedge → retry → attempt.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use reqwest_middleware::Error as MiddlewareError;
 use serde::de::DeserializeOwned;
-use telemetry::client::UrlTemplate;
+use telemetry::client::{ResendCount, SpanAttributes, UrlTemplate};
 use telemetry::HttpClient;
+use url::Url;
 
 use crate::config::Dependency;
+use crate::resilience::breaker::SharedBreaker;
+use crate::resilience::budget::RetryBudget;
+use crate::resilience::bulkhead::Bulkhead;
+use crate::resilience::hedge::{HedgeAfter, LatencyWindow, Leg};
+use crate::resilience::retry::{self, RetryConfig};
+use crate::resilience::RemedyConfig;
 use crate::AggregatorError;
 
 /// A value and how long the call that produced it took.
@@ -19,70 +29,313 @@ pub(crate) struct Timed<T> {
     pub elapsed: Duration,
 }
 
+/// What one request asks of one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallOptions {
+    /// Per attempt (and for the bulkhead wait).
+    pub timeout: Duration,
+    pub retry: bool,
+    pub breaker: bool,
+    pub hedge_after: HedgeAfter,
+    pub bulkhead: bool,
+}
+
+/// One dependency, with the state its remedies share across requests.
 pub(crate) struct Downstream {
-    /// The dependency's service name, used in error messages.
+    /// The dependency's service name, used in error messages and spans.
     pub name: &'static str,
-    pub dependency: Dependency,
-    pub client: HttpClient,
+    base_url: Url,
+    /// The flag's timeout, used when a request does not override it.
+    pub default_timeout: Duration,
+    client: HttpClient,
+    retry: RetryConfig,
+    budget: Mutex<RetryBudget>,
+    breaker: std::sync::Arc<SharedBreaker>,
+    bulkhead: Option<Bulkhead>,
+    latencies: Mutex<LatencyWindow>,
+}
+
+/// A failed attempt and whether another attempt could fix it: 5xx,
+/// connect errors and timeouts yes; 4xx, unreadable answers and anything
+/// else no.
+struct AttemptFailure {
+    error: AggregatorError,
+    retryable: bool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are counters and windows: a panic elsewhere cannot
+    // leave them worse than stale. Keep serving.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Downstream {
+    pub fn new(
+        name: &'static str,
+        dependency: Dependency,
+        client: HttpClient,
+        remedies: &RemedyConfig,
+    ) -> Self {
+        Self {
+            name,
+            base_url: dependency.base_url,
+            default_timeout: dependency.timeout,
+            client,
+            retry: remedies.retry,
+            budget: Mutex::new(RetryBudget::new(remedies.budget, Instant::now())),
+            breaker: SharedBreaker::new(name, remedies.breaker),
+            bulkhead: remedies.max_in_flight.map(|n| Bulkhead::new(n.get())),
+            latencies: Mutex::new(LatencyWindow::default()),
+        }
+    }
+
     /// `GET` the path made of `segments` (each percent-encoded, so an id can
-    /// never change the path) and decode the JSON answer.
+    /// never change the path) and decode the JSON answer, with the remedies
+    /// of `options`. `elapsed` covers everything: queueing, retries, hedges.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         template: &'static str,
+        options: CallOptions,
     ) -> Result<Timed<T>, AggregatorError> {
-        let mut url = self.dependency.base_url.clone();
+        let mut url = self.base_url.clone();
         url.path_segments_mut()
             .map_err(|()| AggregatorError::Internal(format!("{} has no base URL", self.name)))?
             .pop_if_empty()
             .extend(segments);
-
         let started = Instant::now();
-        let response = self
-            .client
-            .get(url)
-            .timeout(self.dependency.timeout)
-            .with_extension(UrlTemplate(template.into()))
-            .send()
-            .await
-            .map_err(|e| self.classify_send_error(e))?;
+        // Every call deposits into the retry budget, whether it retries or not.
+        lock(&self.budget).record_call(started);
 
-        let status = response.status();
-        if !status.is_success() {
-            return Err(self.classify_status(status, response).await);
+        // 1. Bulkhead: a permit for the whole call, held until it returns.
+        let _permit = match (&self.bulkhead, options.bulkhead) {
+            (Some(bulkhead), true) => Some(
+                bulkhead
+                    .acquire(self.name, options.timeout)
+                    .await
+                    .map_err(|full| AggregatorError::BulkheadFull {
+                        dependency: self.name,
+                        max_in_flight: full.max_in_flight,
+                        waited: full.waited,
+                    })?,
+            ),
+            _ => None,
+        };
+        // 2. Breaker: fail fast while open; judge the call's final outcome.
+        let admitted = if options.breaker {
+            Some(
+                self.breaker
+                    .admit()
+                    .map_err(|rejected| AggregatorError::CircuitOpen {
+                        dependency: self.name,
+                        retry_in: rejected.retry_in,
+                    })?,
+            )
+        } else {
+            None
+        };
+        // 3–5. Hedge → retry → attempt.
+        let result = self.hedged::<T>(&url, template, &options).await;
+        if let Some(permit) = admitted {
+            permit.record(result.as_ref().is_err_and(is_dependency_failure));
         }
-        let value = response.json::<T>().await.map_err(|e| {
-            if e.is_timeout() {
-                self.timeout()
-            } else {
-                AggregatorError::BadAnswer {
-                    dependency: self.name,
-                    message: e.to_string(),
-                }
-            }
-        })?;
-        Ok(Timed {
+        result.map(|value| Timed {
             value,
             elapsed: started.elapsed(),
         })
     }
 
-    fn timeout(&self) -> AggregatorError {
-        AggregatorError::Timeout {
-            dependency: self.name,
-            timeout: self.dependency.timeout,
+    /// The hedge delay for this call, if it is to be hedged.
+    fn hedge_delay(&self, hedge_after: HedgeAfter) -> Option<Duration> {
+        match hedge_after {
+            HedgeAfter::Off => None,
+            HedgeAfter::Fixed(delay) => Some(delay),
+            // Too few samples yet: no hedge, rather than a guess.
+            HedgeAfter::Percentile(p) => lock(&self.latencies).percentile(p),
         }
     }
 
-    fn classify_send_error(&self, error: MiddlewareError) -> AggregatorError {
+    /// Step 3, hedge: if the first leg has not answered after the delay, race a
+    /// second; the first *answer* wins (a success, or a 4xx that a second
+    /// copy would only repeat) and the other leg is cancelled. A leg that
+    /// fails leaves the race to the other.
+    async fn hedged<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        template: &'static str,
+        options: &CallOptions,
+    ) -> Result<T, AggregatorError> {
+        let Some(delay) = self.hedge_delay(options.hedge_after) else {
+            return self.with_retries(url, template, options, None).await;
+        };
+        let (first_leg, second_leg) = (Leg::primary(), Leg::hedge());
+        let primary = self.with_retries(url, template, options, Some(&first_leg));
+        let hedge = self.with_retries(url, template, options, Some(&second_leg));
+        tokio::pin!(primary, hedge);
+
+        tokio::select! {
+            biased;
+            result = &mut primary => return result,
+            () = tokio::time::sleep(delay) => {}
+        }
+        if !lock(&self.budget).try_retry(Instant::now()) {
+            self.budget_exhausted("hedge", 0);
+            return primary.await;
+        }
+        first_leg.mark_hedged();
+        tracing::info!(
+            dependency = self.name,
+            hedge.after_ms = delay.as_secs_f64() * 1000.0,
+            "hedge.sent"
+        );
+
+        let (result, winner, loser, other) = tokio::select! {
+            result = &mut primary => (result, &first_leg, &second_leg, hedge),
+            result = &mut hedge => (result, &second_leg, &first_leg, primary),
+        };
+        let answered = match &result {
+            Ok(_) => true,
+            Err(error) => !is_dependency_failure(error),
+        };
+        if answered {
+            // Marked before `other` is dropped (on return), which ends it.
+            loser.cancel(winner.number);
+            return result;
+        }
+        match other.await {
+            Ok(value) => Ok(value),
+            Err(_) => result,
+        }
+    }
+
+    /// Step 4, retry: attempt, and on a retryable failure wait and attempt
+    /// again, while the schedule and the budget allow.
+    async fn with_retries<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        template: &'static str,
+        options: &CallOptions,
+        leg: Option<&Leg>,
+    ) -> Result<T, AggregatorError> {
+        let mut resends = 0;
+        loop {
+            let failure = match self
+                .attempt(url, template, options.timeout, resends, leg)
+                .await
+            {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if !options.retry || !failure.retryable {
+                return Err(failure.error);
+            }
+            let Some(delay) = self.retry.delay(resends) else {
+                tracing::info!(
+                    dependency = self.name,
+                    retry.max_retries = i64::from(self.retry.max_retries),
+                    "retry.exhausted"
+                );
+                return Err(failure.error);
+            };
+            if !lock(&self.budget).try_retry(Instant::now()) {
+                self.budget_exhausted("retry", resends);
+                return Err(failure.error);
+            }
+            resends += 1;
+            retry::backoff(self.name, delay, resends).await;
+        }
+    }
+
+    fn budget_exhausted(&self, kind: &'static str, resends: u32) {
+        let budget = lock(&self.budget);
+        let config = budget.config();
+        let (calls, retries) = budget.totals(Instant::now());
+        drop(budget);
+        tracing::info!(
+            dependency = self.name,
+            retry.kind = kind,
+            http.request.resend_count = i64::from(resends),
+            retry.budget.ratio = config.ratio,
+            retry.budget.calls = calls as i64,
+            retry.budget.retries = retries as i64,
+            "retry.budget_exhausted"
+        );
+    }
+
+    /// Step 5, one attempt: one CLIENT span, bounded by `timeout`.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        template: &'static str,
+        timeout: Duration,
+        resends: u32,
+        leg: Option<&Leg>,
+    ) -> Result<T, AttemptFailure> {
+        let started = Instant::now();
+        let mut request = self
+            .client
+            .get(url.clone())
+            .timeout(timeout)
+            .with_extension(UrlTemplate(template.into()))
+            .with_extension(ResendCount(resends));
+        if let Some(leg) = leg {
+            request = request
+                .with_extension(SpanAttributes(leg.span_attributes()))
+                .with_extension(leg.slot.clone());
+        }
+        let sent = request.send().await;
+        if let Some(leg) = leg {
+            // The call returned: let its span end with it.
+            leg.slot.take();
+        }
+        let response = sent.map_err(|e| self.classify_send_error(e, timeout))?;
+
+        let status = response.status();
+        if !status.is_success() {
+            return Err(AttemptFailure {
+                retryable: status.is_server_error(),
+                error: self.classify_status(status, response).await,
+            });
+        }
+        let value = response.json::<T>().await.map_err(|e| {
+            if e.is_timeout() {
+                AttemptFailure {
+                    error: self.timeout(timeout),
+                    retryable: true,
+                }
+            } else {
+                AttemptFailure {
+                    error: AggregatorError::BadAnswer {
+                        dependency: self.name,
+                        message: e.to_string(),
+                    },
+                    retryable: false,
+                }
+            }
+        })?;
+        lock(&self.latencies).record(started.elapsed());
+        Ok(value)
+    }
+
+    fn timeout(&self, timeout: Duration) -> AggregatorError {
+        AggregatorError::Timeout {
+            dependency: self.name,
+            timeout,
+        }
+    }
+
+    fn classify_send_error(&self, error: MiddlewareError, timeout: Duration) -> AttemptFailure {
         match &error {
-            MiddlewareError::Reqwest(e) if e.is_timeout() => self.timeout(),
-            _ => AggregatorError::Unreachable {
-                dependency: self.name,
-                message: error_chain(&error),
+            MiddlewareError::Reqwest(e) if e.is_timeout() => AttemptFailure {
+                error: self.timeout(timeout),
+                retryable: true,
+            },
+            _ => AttemptFailure {
+                retryable: matches!(&error, MiddlewareError::Reqwest(e) if e.is_connect()),
+                error: AggregatorError::Unreachable {
+                    dependency: self.name,
+                    message: error_chain(&error),
+                },
             },
         }
     }
@@ -116,6 +369,19 @@ impl Downstream {
             status,
         }
     }
+}
+
+/// Whether an error says the dependency is unhealthy (what the breaker
+/// counts, and what makes a hedge leg leave the race to the other). A 4xx
+/// is a healthy dependency refusing a bad request.
+fn is_dependency_failure(error: &AggregatorError) -> bool {
+    matches!(
+        error,
+        AggregatorError::Timeout { .. }
+            | AggregatorError::Unreachable { .. }
+            | AggregatorError::Failed { .. }
+            | AggregatorError::BadAnswer { .. }
+    )
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause

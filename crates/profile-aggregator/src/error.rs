@@ -4,6 +4,9 @@
 //! that is too slow is a gateway *timeout* (504); a user the user service
 //! does not know is still a 404 for our caller. The message always names the
 //! dependency, so the caller (and the span event) says where to look.
+//! When a remedy refuses to make the call — an open circuit breaker, a
+//! bulkhead that stayed full — the answer is 503: the aggregator chose not
+//! to call, quickly, rather than failing slowly.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +44,22 @@ pub enum AggregatorError {
         status: StatusCode,
         message: String,
     },
+    /// The dependency's circuit breaker is open: failed fast, no call made.
+    #[error("{dependency}: circuit open after repeated failures, failing fast{}", retry_hint(*.retry_in))]
+    CircuitOpen {
+        dependency: &'static str,
+        retry_in: Option<Duration>,
+    },
+    /// The dependency's bulkhead stayed full for the whole wait.
+    #[error(
+        "{dependency}: {max_in_flight} calls already in flight (--max-in-flight), no slot within {}",
+        humantime_ms(*.waited)
+    )]
+    BulkheadFull {
+        dependency: &'static str,
+        max_in_flight: usize,
+        waited: Duration,
+    },
     #[error("{0}")]
     BadRequest(String),
     /// Some calls of `POST /verify-tracecontext` failed (each one named).
@@ -60,6 +79,13 @@ fn humantime_ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
+fn retry_hint(retry_in: Option<Duration>) -> String {
+    match retry_in {
+        Some(d) => format!(" (next probe in {})", humantime_ms(d)),
+        None => " (a probe call is in flight)".to_owned(),
+    }
+}
+
 impl AggregatorError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -69,20 +95,40 @@ impl AggregatorError {
             | Self::BadAnswer { .. }
             | Self::ValidationCalls { .. } => StatusCode::BAD_GATEWAY,
             Self::Rejected { status, .. } => *status,
+            Self::CircuitOpen { .. } | Self::BulkheadFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) | Self::Client(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    fn code(&self) -> &'static str {
+    /// The stable, machine-readable code of the JSON error body.
+    pub fn code(&self) -> &'static str {
         match self {
             Self::Timeout { .. } => "dependency_timeout",
             Self::Unreachable { .. } => "dependency_unreachable",
             Self::Failed { .. } | Self::ValidationCalls { .. } => "dependency_failed",
             Self::BadAnswer { .. } => "dependency_bad_answer",
+            Self::CircuitOpen { .. } => "circuit_open",
+            Self::BulkheadFull { .. } => "bulkhead_full",
             Self::Rejected { status, .. } if *status == StatusCode::NOT_FOUND => "not_found",
             Self::Rejected { .. } | Self::BadRequest(_) => "invalid_request",
             Self::Internal(_) | Self::Client(_) => "internal",
+        }
+    }
+}
+
+impl AggregatorError {
+    /// The dependency the error is about, if any.
+    pub fn dependency(&self) -> Option<&'static str> {
+        match self {
+            Self::Timeout { dependency, .. }
+            | Self::Unreachable { dependency, .. }
+            | Self::Failed { dependency, .. }
+            | Self::BadAnswer { dependency, .. }
+            | Self::Rejected { dependency, .. }
+            | Self::CircuitOpen { dependency, .. }
+            | Self::BulkheadFull { dependency, .. } => Some(dependency),
+            _ => None,
         }
     }
 }

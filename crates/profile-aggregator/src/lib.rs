@@ -11,12 +11,19 @@
 //! - `unlinked`: both at once on spawned tasks that do *not* carry the
 //!   current span — the classic instrumentation mistake: the downstream
 //!   work falls out of the request's trace.
+//!
+//! Each call can be wrapped in remedies for tail latency and failing
+//! dependencies — timeouts, retries with a budget, a circuit breaker,
+//! hedged requests, a bulkhead, a degraded answer — all off by default,
+//! switched on by flags or per request, and each visible in the trace: see
+//! [`resilience`].
 
 pub mod cli;
 pub mod config;
 mod downstream;
 mod error;
 mod profile;
+pub mod resilience;
 mod server_timing;
 mod validation;
 

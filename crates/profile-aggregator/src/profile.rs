@@ -1,4 +1,5 @@
-//! `GET /user-profile/{id}`: the fan-out, in three modes.
+//! `GET /user-profile/{id}`: the fan-out, in three modes, with the
+//! remedies the request asks for (see [`crate::resilience`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use order_service::Order;
 use serde::{Deserialize, Serialize};
 use user_service::User;
 
-use crate::downstream::{Downstream, Timed};
+use crate::downstream::{CallOptions, Downstream, Timed};
+use crate::resilience::{fallback, RequestRemedies, Switches};
 use crate::server_timing::{self, Metric};
 use crate::{AggregatorError, Config, Mode};
 
@@ -23,7 +25,12 @@ use crate::{AggregatorError, Config, Mode};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProfileResponse {
     pub user: User,
-    pub orders: Vec<Order>,
+    /// `null` only in a degraded answer (see `degraded`).
+    pub orders: Option<Vec<Order>>,
+    /// The parts left out because their dependency failed and the request
+    /// allowed a fallback (`["orders"]`); absent when complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded: Vec<String>,
     pub mode: Mode,
     /// The trace this request belongs to, to paste into Jaeger's search.
     pub trace_id: Option<String>,
@@ -45,36 +52,90 @@ struct Inner {
     users: Downstream,
     orders: Downstream,
     default_mode: Mode,
+    /// Remedies a request gets unless its query says otherwise.
+    defaults: Switches,
+    bulkhead_configured: bool,
 }
 
 impl AppState {
     pub(crate) fn new(config: Config) -> Result<Self, AggregatorError> {
         // One client for both dependencies: one connection pool, reused.
         let client = telemetry::traced_client()?;
+        let remedies = &config.remedies;
         Ok(Self(Arc::new(Inner {
-            users: Downstream {
-                name: "user-service",
-                dependency: config.users,
-                client: client.clone(),
-            },
-            orders: Downstream {
-                name: "order-service",
-                dependency: config.orders,
-                client,
-            },
+            users: Downstream::new("user-service", config.users, client.clone(), remedies),
+            orders: Downstream::new("order-service", config.orders, client, remedies),
             default_mode: config.default_mode,
+            defaults: remedies.defaults,
+            bulkhead_configured: remedies.max_in_flight.is_some(),
         })))
     }
 
-    async fn fetch_user(&self, id: &str) -> Result<Timed<User>, AggregatorError> {
-        self.0.users.get_json(&["users", id], "/users/{id}").await
+    fn remedies(
+        &self,
+        query: &HashMap<String, String>,
+    ) -> Result<RequestRemedies, AggregatorError> {
+        RequestRemedies::from_query(
+            query,
+            self.0.defaults,
+            self.0.users.default_timeout,
+            self.0.orders.default_timeout,
+            self.0.bulkhead_configured,
+        )
+        .map_err(AggregatorError::BadRequest)
     }
 
-    async fn fetch_orders(&self, id: &str) -> Result<Timed<Vec<Order>>, AggregatorError> {
+    async fn fetch_user(
+        &self,
+        id: &str,
+        remedies: &RequestRemedies,
+    ) -> Result<Timed<User>, AggregatorError> {
+        let options = call_options(remedies, remedies.user_timeout);
         self.0
-            .orders
-            .get_json(&["users", id, "orders"], "/users/{id}/orders")
+            .users
+            .get_json(&["users", id], "/users/{id}", options)
             .await
+    }
+
+    /// The orders, or — when the request allows a fallback and the order
+    /// service failed — `None`, with the failure noted on the SERVER span.
+    async fn fetch_orders(
+        &self,
+        id: &str,
+        remedies: &RequestRemedies,
+    ) -> Result<Timed<Option<Vec<Order>>>, AggregatorError> {
+        let options = call_options(remedies, remedies.order_timeout);
+        let started = Instant::now();
+        match self
+            .0
+            .orders
+            .get_json::<Vec<Order>>(&["users", id, "orders"], "/users/{id}/orders", options)
+            .await
+        {
+            Ok(timed) => Ok(Timed {
+                value: Some(timed.value),
+                elapsed: timed.elapsed,
+            }),
+            Err(error) if remedies.switches.fallback && fallback::applies(&error) => {
+                fallback::record("orders", &error);
+                Ok(Timed {
+                    value: None,
+                    elapsed: started.elapsed(),
+                })
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn call_options(remedies: &RequestRemedies, timeout: Duration) -> CallOptions {
+    let s = remedies.switches;
+    CallOptions {
+        timeout,
+        retry: s.retry,
+        breaker: s.breaker,
+        hedge_after: s.hedge_after,
+        bulkhead: s.bulkhead,
     }
 }
 
@@ -84,7 +145,7 @@ pub(crate) fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-type Fetched = (Timed<User>, Timed<Vec<Order>>);
+type Fetched = (Timed<User>, Timed<Option<Vec<Order>>>);
 
 async fn get_profile(
     State(state): State<AppState>,
@@ -96,18 +157,24 @@ async fn get_profile(
         Some(raw) => raw.parse::<Mode>().map_err(AggregatorError::BadRequest)?,
         None => state.0.default_mode,
     };
+    let remedies = state.remedies(&query)?;
 
     let started = Instant::now();
     let (user, orders) = match mode {
-        Mode::Sequential => sequential(&state, &id).await?,
-        Mode::Concurrent => concurrent(&state, &id).await?,
-        Mode::Unlinked => unlinked(&state, &id).await?,
+        Mode::Sequential => sequential(&state, &id, &remedies).await?,
+        Mode::Concurrent => concurrent(&state, &id, &remedies).await?,
+        Mode::Unlinked => unlinked(&state, &id, remedies).await?,
     };
     let total = started.elapsed();
 
+    let degraded = match orders.value {
+        Some(_) => Vec::new(),
+        None => vec!["orders".to_owned()],
+    };
     let body = ProfileResponse {
         user: user.value,
         orders: orders.value,
+        degraded,
         mode,
         trace_id: telemetry::current_trace_id(),
         timing: Timing {
@@ -143,29 +210,45 @@ async fn get_profile(
 }
 
 /// One call, then the other: the request waits for the sum.
-async fn sequential(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
-    let user = state.fetch_user(id).await?;
-    let orders = state.fetch_orders(id).await?;
+async fn sequential(
+    state: &AppState,
+    id: &str,
+    remedies: &RequestRemedies,
+) -> Result<Fetched, AggregatorError> {
+    let user = state.fetch_user(id, remedies).await?;
+    let orders = state.fetch_orders(id, remedies).await?;
     Ok((user, orders))
 }
 
 /// Both calls polled together on this task: the request waits for the
 /// slower one. No thread, no spawn — the futures run inside the request's
 /// span, so both CLIENT spans are children of the SERVER span. The first
-/// error cancels the other call.
-async fn concurrent(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
-    tokio::try_join!(state.fetch_user(id), state.fetch_orders(id))
+/// error cancels the other call (an orders failure with a fallback is not
+/// an error here).
+async fn concurrent(
+    state: &AppState,
+    id: &str,
+    remedies: &RequestRemedies,
+) -> Result<Fetched, AggregatorError> {
+    tokio::try_join!(
+        state.fetch_user(id, remedies),
+        state.fetch_orders(id, remedies)
+    )
 }
 
 /// The classic mistake, kept on purpose for teaching: work moved to spawned
 /// tasks without the current span (no `.instrument(Span::current())`), so
 /// each downstream call starts a trace of its own and the request's trace
 /// shows a server span with nothing under it.
-async fn unlinked(state: &AppState, id: &str) -> Result<Fetched, AggregatorError> {
+async fn unlinked(
+    state: &AppState,
+    id: &str,
+    remedies: RequestRemedies,
+) -> Result<Fetched, AggregatorError> {
     let (s, i) = (state.clone(), id.to_owned());
-    let user = tokio::spawn(async move { s.fetch_user(&i).await });
+    let user = tokio::spawn(async move { s.fetch_user(&i, &remedies).await });
     let (s, i) = (state.clone(), id.to_owned());
-    let orders = tokio::spawn(async move { s.fetch_orders(&i).await });
+    let orders = tokio::spawn(async move { s.fetch_orders(&i, &remedies).await });
     let (user, orders) = tokio::join!(user, orders);
     let joined = |e: tokio::task::JoinError| AggregatorError::Internal(e.to_string());
     Ok((user.map_err(joined)??, orders.map_err(joined)??))

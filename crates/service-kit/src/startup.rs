@@ -12,6 +12,7 @@ use axum::Router;
 use telemetry::{LogFormat, TelemetryConfig, TelemetryError};
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// What a service tells [`serve`] about itself.
 pub struct Service {
@@ -60,6 +61,23 @@ pub async fn serve<F>(service: Service, build: F) -> Result<(), ServeError>
 where
     F: FnOnce() -> Result<Router, ServeError>,
 {
+    serve_until(service, CancellationToken::new(), build).await
+}
+
+/// [`serve`], plus a token that is cancelled when the shutdown signal
+/// arrives (and that stops the server when cancelled by anyone else).
+///
+/// Graceful shutdown waits for every request in flight; a handler that may
+/// wait without bound (a mock's injected hang) watches this token, so a
+/// hung request can never keep the process from exiting.
+pub async fn serve_until<F>(
+    service: Service,
+    shutdown: CancellationToken,
+    build: F,
+) -> Result<(), ServeError>
+where
+    F: FnOnce() -> Result<Router, ServeError>,
+{
     let config = TelemetryConfig::from_env(service.name)?;
     let guard = telemetry::init(&config, service.log_format)?;
 
@@ -80,7 +98,12 @@ where
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(telemetry::shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                () = telemetry::shutdown_signal() => shutdown.cancel(),
+                () = shutdown.cancelled() => {}
+            }
+        })
         .await?;
         tracing::info!("{} stopping: flushing spans", config.service_name);
         Ok(())

@@ -7,6 +7,7 @@
 //! `error.type`), which the stock backend does not.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use http::Extensions;
 use opentelemetry_semantic_conventions::attribute as semconv;
@@ -15,6 +16,7 @@ use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use reqwest_tracing::{ReqwestOtelSpanBackend, TracingMiddleware};
 use tracing::field::Empty;
 use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::TelemetryError;
 
@@ -26,6 +28,43 @@ pub type HttpClient = ClientWithMiddleware;
 /// `url.template`, while `url.full` keeps the concrete URL.
 #[derive(Debug, Clone)]
 pub struct UrlTemplate(pub Cow<'static, str>);
+
+/// Request extension: this request resends an earlier one (a retry), `n`
+/// being 1 for the first resend. Recorded as `http.request.resend_count`;
+/// absent (or 0) on a first attempt, where the semantic conventions want
+/// the attribute left out.
+#[derive(Debug, Clone, Copy)]
+pub struct ResendCount(pub u32);
+
+/// Request extension: extra attributes for the CLIENT span, set as it opens
+/// (the aggregator marks hedged attempts with `hedge = true`).
+#[derive(Debug, Clone, Default)]
+pub struct SpanAttributes(pub Vec<opentelemetry::KeyValue>);
+
+/// Request extension: receives a handle on the CLIENT span as it opens, so
+/// the caller can still annotate the span after dropping the request future
+/// (the aggregator marks a cancelled hedge this way). A handle keeps the
+/// span open: [`ClientSpanSlot::take`] it once the call has returned.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpanSlot(Arc<Mutex<Option<Span>>>);
+
+impl ClientSpanSlot {
+    /// The span of the call in flight, if any; the slot is empty afterwards.
+    pub fn take(&self) -> Option<Span> {
+        self.0.lock().map(|mut s| s.take()).unwrap_or_default()
+    }
+
+    /// A handle on the span of the call in flight, leaving it in the slot.
+    pub fn current(&self) -> Option<Span> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn put(&self, span: &Span) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(span.clone());
+        }
+    }
+}
 
 /// Builds the traced client. Connection pooling is reqwest's: one client per
 /// service, shared by every request, so keep-alive connections are reused.
@@ -66,6 +105,7 @@ impl ReqwestOtelSpanBackend for SemconvSpanBackend {
             otel.kind = "client",
             otel.status_code = Empty,
             http.request.method = method,
+            http.request.resend_count = Empty,
             http.response.status_code = Empty,
             url.full = %redact_credentials(url),
             url.template = Empty,
@@ -76,6 +116,17 @@ impl ReqwestOtelSpanBackend for SemconvSpanBackend {
         );
         if let Some(t) = template {
             span.record(semconv::URL_TEMPLATE, t.as_ref());
+        }
+        if let Some(&ResendCount(n @ 1..)) = ext.get::<ResendCount>() {
+            span.record(semconv::HTTP_REQUEST_RESEND_COUNT, i64::from(n));
+        }
+        if let Some(SpanAttributes(attributes)) = ext.get::<SpanAttributes>() {
+            for kv in attributes {
+                span.set_attribute(kv.key.clone(), kv.value.clone());
+            }
+        }
+        if let Some(slot) = ext.get::<ClientSpanSlot>() {
+            slot.put(&span);
         }
         span
     }

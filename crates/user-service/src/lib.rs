@@ -11,22 +11,46 @@ mod routes;
 
 use std::time::Duration;
 
+use service_kit::mock::{Mock, MockName, MockSettings, SettingsError};
+
 pub use data::User;
 
 /// Default simulated database latency.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);
 
+/// Who this mock is: its baggage keys are `latency.user`, `fail.user`,
+/// `hang.user`.
+pub const NAME: MockName = MockName {
+    service: "user-service",
+    short: "user",
+};
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// How long every lookup waits inside its `db.query` span.
-    pub latency: Duration,
+    /// How every lookup behaves inside its `db.query` span: latency model,
+    /// faults, connection pool, limit.
+    pub mock: Mock,
+}
+
+impl Config {
+    /// Checks the settings (a latency above `max_delay` is refused).
+    pub fn new(settings: MockSettings) -> Result<Self, SettingsError> {
+        Ok(Self {
+            mock: Mock::new(NAME, settings)?,
+        })
+    }
+
+    /// A constant latency, no faults, no pool.
+    pub fn fixed(latency: Duration) -> Self {
+        Self {
+            mock: Mock::fixed(NAME, latency),
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            latency: DEFAULT_LATENCY,
-        }
+        Self::fixed(DEFAULT_LATENCY)
     }
 }
 

@@ -25,6 +25,6 @@ async fn get_user(
 ) -> Result<Json<User>, ApiError> {
     // Validate before "querying": a bad id costs no database time.
     let id = parse_user_id(&raw_id)?;
-    LOOKUP.run(config.latency).await;
+    config.mock.query(LOOKUP).await?;
     Ok(Json(User::for_id(id)))
 }

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod fault_stub;
 pub mod stub;
 
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct Options {
     pub otlp_endpoint: Option<String>,
     /// Extra environment for one service, by name.
     pub extra_env: Vec<(&'static str, &'static str, &'static str)>,
+    /// Extra flags for the aggregator, after the fixed ones (e.g. `--retry`).
+    pub aggregator_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             order_url: None,
             extra_env: Vec::new(),
             otlp_endpoint: None,
+            aggregator_args: Vec::new(),
         }
     }
 }
@@ -185,18 +189,20 @@ impl Suite {
             .order_url
             .clone()
             .unwrap_or_else(|| orders.as_ref().unwrap().url.clone());
+        let mut aggregator_args = vec![
+            "--user-service-url",
+            &user_url,
+            "--order-service-url",
+            &order_url,
+            "--user-timeout",
+            options.user_timeout,
+            "--order-timeout",
+            options.order_timeout,
+        ];
+        aggregator_args.extend(options.aggregator_args.iter().map(String::as_str));
         let aggregator = ServiceProcess::start(
             "profile-aggregator",
-            &[
-                "--user-service-url",
-                &user_url,
-                "--order-service-url",
-                &order_url,
-                "--user-timeout",
-                options.user_timeout,
-                "--order-timeout",
-                options.order_timeout,
-            ],
+            &aggregator_args,
             &env_for("profile-aggregator"),
         )
         .await;

@@ -1,0 +1,140 @@
+//! A simulated database connection pool.
+//!
+//! Under load a real service rarely waits on its database *query*; it waits
+//! for a *connection* to run the query on. That wait is invisible unless it
+//! is traced: the SERVER span grows, the `db.query` span does not, and the
+//! timeline shows an unexplained gap before the query. So waiting for a
+//! connection is a span of its own, `db.pool.wait`, which opens with an event
+//! saying how many requests were queued ahead.
+//!
+//! The span is created for every request when a pool is configured, even an
+//! uncontended one (it is then a sliver): the trace shape depends on the
+//! configuration, not on luck. Without `--db-pool-size` (the default) there
+//! is no pool, no wait and no span.
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+/// `--db-pool-size N`: at most N queries run at once; the rest queue in
+/// arrival order (Tokio's semaphore is fair).
+#[derive(Debug)]
+pub struct Pool {
+    size: usize,
+    connections: Arc<Semaphore>,
+    /// Requests currently queued for a connection.
+    waiting: AtomicUsize,
+}
+
+/// A borrowed connection; returned to the pool when dropped — including when
+/// the request is abandoned mid-query, so a client that gives up never leaks
+/// a connection.
+#[derive(Debug)]
+pub struct Connection {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Pool {
+    pub fn new(size: NonZeroUsize) -> Self {
+        Self {
+            size: size.get(),
+            connections: Arc::new(Semaphore::new(size.get())),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Waits for a connection inside a `db.pool.wait` INTERNAL span.
+    pub async fn acquire(&self) -> Connection {
+        let in_use = self.size - self.connections.available_permits().min(self.size);
+        let queued = Queued::join(&self.waiting);
+        let span = tracing::info_span!(
+            "db.pool.wait",
+            otel.name = "db.pool.wait",
+            otel.kind = "internal",
+            latency_lab.db_pool_size = self.size as i64,
+        );
+        tracing::info!(
+            parent: &span,
+            requests_ahead = queued.ahead as i64,
+            connections_in_use = in_use as i64,
+            pool_size = self.size as i64,
+            "waiting for a database connection"
+        );
+        let permit = Arc::clone(&self.connections)
+            .acquire_owned()
+            .instrument(span)
+            .await
+            // Only a closed semaphore fails, and this one is never closed;
+            // were it ever, running without a connection beats a panic.
+            .ok();
+        drop(queued);
+        Connection { _permit: permit }
+    }
+}
+
+/// Counts a request as queued for as long as it waits — also when the wait
+/// is abandoned because the client went away.
+struct Queued<'a> {
+    waiting: &'a AtomicUsize,
+    ahead: usize,
+}
+
+impl<'a> Queued<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        let ahead = waiting.fetch_add(1, Ordering::SeqCst);
+        Self { waiting, ahead }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_pool_of_one_serialises_and_counts_the_queue() {
+        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap()));
+        let first = pool.acquire().await;
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
+
+        let waiter = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.acquire().await })
+        };
+        // The second request queues behind the first.
+        while pool.waiting.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(!waiter.is_finished());
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the released connection goes to the waiter")
+            .unwrap();
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
+        drop(second);
+        assert_eq!(pool.connections.available_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_wait_leaves_the_queue() {
+        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap()));
+        let _held = pool.acquire().await;
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), pool.acquire()).await;
+        assert!(gave_up.is_err());
+        assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
+    }
+}
