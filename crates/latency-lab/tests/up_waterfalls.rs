@@ -66,9 +66,13 @@ struct KillGroupOnPanic(u32);
 impl Drop for KillGroupOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{}", self.0)])
-                .status();
+            if let Ok(group) = i32::try_from(self.0) {
+                // SAFETY: kill(2) has no memory-safety preconditions; the
+                // group is the one `up` was started in.
+                unsafe {
+                    libc::kill(-group, libc::SIGKILL);
+                }
+            }
         }
     }
 }
