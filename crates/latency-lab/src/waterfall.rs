@@ -213,18 +213,27 @@ fn fit(text: &str, width: usize) -> String {
 /// a sliver does not look like a whole cell of critical work). A span too
 /// short to cover any cell still gets the one cell it falls in.
 fn bar(row: &Row, start: u64, end: u64, t0: u64, total: u64, width: usize) -> Vec<char> {
-    let cell_edge = |i: usize| t0 + ((u128::from(total) * i as u128) / width as u128) as u64;
+    // Work in µs × width so every cell spans exactly `total` units: with
+    // whole-µs cell edges, a trace shorter (in µs) than the bar is wide
+    // would get zero-width cells, drawn as gaps.
+    let scaled = |t: u64| u128::from(t.saturating_sub(t0)) * width as u128;
+    let span = (scaled(start), scaled(end));
+    let cell_width = u128::from(total);
     let mut cells = vec![' '; width];
     let mut drawn = false;
     for (i, cell) in cells.iter_mut().enumerate() {
-        let (c0, c1) = (cell_edge(i), cell_edge(i + 1));
-        let present = overlap((start, end), (c0, c1));
+        let edges = (cell_width * i as u128, cell_width * (i as u128 + 1));
+        let present = overlap(span, edges);
         if present == 0 {
             continue;
         }
         drawn = true;
-        let critical: u64 = row.critical.iter().map(|&s| overlap(s, (c0, c1))).sum();
-        *cell = if critical * 2 > present && critical * 4 >= c1 - c0 {
+        let critical: u128 = row
+            .critical
+            .iter()
+            .map(|&(s, e)| overlap((scaled(s), scaled(e)), edges))
+            .sum();
+        *cell = if critical * 2 > present && critical * 4 >= cell_width {
             CRITICAL_CELL
         } else {
             OTHER_CELL
@@ -242,7 +251,7 @@ fn bar(row: &Row, start: u64, end: u64, t0: u64, total: u64, width: usize) -> Ve
     cells
 }
 
-fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
+fn overlap(a: (u128, u128), b: (u128, u128)) -> u128 {
     a.1.min(b.1).saturating_sub(a.0.max(b.0))
 }
 
@@ -497,6 +506,26 @@ mod tests {
     #[test]
     fn concurrent_fan_out() {
         insta::assert_snapshot!(render(&concurrent(), WIDTH, false));
+    }
+
+    #[test]
+    fn a_trace_shorter_in_us_than_the_bar_is_wide_has_no_gaps() {
+        // A 40 µs request (a 405 answered by the router) on a wide terminal:
+        // more bar cells than microseconds.
+        let mut only = span("POST /user-profile/{id}", "front", None, 0, 0);
+        only.duration_us = 40;
+        let out = render(&trace(vec![only]), 160, false);
+        let row = out.lines().nth(2).expect("the span's row");
+        let bar: String = row
+            .chars()
+            .skip_while(|c| *c != CRITICAL_CELL)
+            .take_while(|c| *c == CRITICAL_CELL || *c == ' ')
+            .collect();
+        assert!(
+            !bar.trim_end().contains(' '),
+            "gaps in the bar of a single span:\n{out}"
+        );
+        assert!(bar.trim_end().chars().count() > 40, "{out}");
     }
 
     #[test]

@@ -82,3 +82,12 @@ impl IntoResponse for ApiError {
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found("route_not_found", format!("no route for {}", uri.path()))
 }
+
+/// JSON 405 for a known path asked with a method it does not serve.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -39,10 +39,12 @@ pub enum ServeError {
 
 /// Wraps a service's routes with the request-tracing middleware and adds the
 /// untraced `GET /healthz` (health probes every few seconds would otherwise
-/// bury the interesting traces in Jaeger) and a JSON 404 fallback.
+/// bury the interesting traces in Jaeger), a JSON 404 fallback and a JSON
+/// 405 for a known path asked with the wrong method.
 pub fn finish(routes: Router) -> Router {
     routes
         .fallback(crate::error::route_not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(axum::middleware::from_fn(telemetry::server::trace_request))
         .merge(Router::new().route("/healthz", axum::routing::get(healthz)))
 }

@@ -62,6 +62,18 @@ async fn the_wait_is_the_configured_latency() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_is_a_json_405() {
+    let response = app()
+        .oneshot(Request::delete("/users/1").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+}
+
+#[tokio::test]
 async fn healthz_answers() {
     let response = app()
         .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
