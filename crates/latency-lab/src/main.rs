@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod analysis;
 mod jaeger_api;
 mod jaeger_json;
+mod load;
 mod terminal;
 mod trace_cmd;
 mod trace_model;
@@ -29,6 +30,9 @@ enum Command {
     /// Print the waterfall of a trace from a running Jaeger (`trace ID
     /// --jaeger URL`) or from a Jaeger JSON file (`trace --file FILE`).
     Trace(trace_cmd::TraceArgs),
+    /// Send a bounded load to a URL and print the latency distribution
+    /// (p50, p90, p99, p99.9, max, histogram) and the slowest trace.
+    Load(load::LoadArgs),
     /// Run one service in this process (what `up` starts three times).
     Serve {
         #[command(subcommand)]
@@ -77,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         None => up::run(Cli::parse_from(["latency-lab", "up"]).up_args()).await,
         Some(Command::Up(args)) => up::run(args).await,
         Some(Command::Trace(args)) => trace_cmd::run(args).await,
+        Some(Command::Load(args)) => load::command(args).await,
         Some(Command::Serve { service }) => {
             match service {
                 Service::User(args) => args.run().await?,

@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 use service_kit::latency::LatencySpec;
 
 use crate::jaeger_json;
+use crate::load;
 use crate::terminal::{Display, DisplayArgs};
 use crate::trace_model::Trace;
 use crate::waterfall;
@@ -78,6 +79,14 @@ pub struct UpArgs {
     /// The requests sent at start-up, one per mode, in order.
     #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
     pub demo_modes: Vec<profile_aggregator::Mode>,
+    /// After the demo, send this many requests in each demo mode and print
+    /// the latency distribution (p50 … p99.9, a histogram) and the
+    /// waterfall of the slowest request.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub load: Option<u64>,
+    /// Requests in flight at once during `--load`.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub load_concurrency: u64,
     /// User service simulated latency: a duration or a model such as
     /// 'lognormal(median=80ms,p99=900ms)' or '100ms+spike(p=0.01,1s)' (see
     /// `latency-lab serve user-service --help`; the services' other
@@ -233,6 +242,9 @@ async fn session(
     if !args.no_demo {
         demo(args, &aggregator, receiver, view).await?;
     }
+    if let Some(requests) = args.load {
+        load_each_mode(args, &aggregator, receiver, view, requests).await?;
+    }
     if args.demo_only {
         return Ok(());
     }
@@ -321,6 +333,72 @@ async fn demo(
         }
     }
     Ok(())
+}
+
+/// `--load N`: N requests per demo mode; the distribution of each, and the
+/// trace of its slowest request — the tail made concrete.
+async fn load_each_mode(
+    args: &UpArgs,
+    aggregator: &str,
+    receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
+    requests: u64,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let shape = load::LoadShape {
+        requests,
+        concurrency: args.load_concurrency,
+        request_timeout: Duration::from_secs(30),
+    };
+    for mode in &args.demo_modes {
+        let url = reqwest::Url::parse(&format!("{aggregator}/user-profile/42?mode={mode}"))
+            .context("the aggregator's URL")?;
+        let report = load::run(&client, &url, &[], &shape).await;
+        let title = format!("{mode}, {} in flight", shape.concurrency);
+        print!("{}", load::render(&report, &title, view.display.width));
+        // Their traces are summed up above, not printed one by one.
+        view.printed
+            .extend(report.trace_ids.iter().map(|id| id.to_ascii_lowercase()));
+        match (&report.slowest, receiver) {
+            (Some((latency, Some(trace_id))), Some(r)) => {
+                println!(
+                    "  the slowest request ({}):",
+                    load::format_duration(*latency)
+                );
+                match settled_trace(r, trace_id).await {
+                    Some(spans) => view.show(&spans),
+                    None => println!("  (its spans did not arrive; trace {trace_id})\n"),
+                }
+            }
+            (Some((latency, Some(trace_id))), None) => println!(
+                "  the slowest request ({}): trace {trace_id}\n",
+                load::format_duration(*latency)
+            ),
+            _ => println!(),
+        }
+        view.report_dropped(receiver);
+    }
+    Ok(())
+}
+
+/// The spans of a trace once they stop arriving (at most [`DEMO_WAIT`]).
+async fn settled_trace(receiver: &RunningReceiver, trace_id: &str) -> Option<Vec<CollectedSpan>> {
+    let store = receiver.store();
+    let deadline = Instant::now() + DEMO_WAIT;
+    store.wait_for_trace(trace_id, 1, DEMO_WAIT).await.ok()?;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        let spans = store.trace(trace_id);
+        if !spans.is_empty() && spans.len() == seen {
+            return Some(spans);
+        }
+        seen = spans.len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    Some(store.trace(trace_id)).filter(|s| !s.is_empty())
 }
 
 /// Collects, from the store's live feed, `n` spans of traces not in `known`.
