@@ -19,4 +19,4 @@ pub mod startup;
 pub mod user_id;
 
 pub use error::ApiError;
-pub use startup::{serve, serve_until, ServeError, Service};
+pub use startup::{serve, serve_mock, serve_until, ServeError, Service};

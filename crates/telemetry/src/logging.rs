@@ -87,7 +87,12 @@ where
         .with_target("target")
         .with_event("fields")
         .with_current_span("span");
-    layer.add_dynamic_field("trace_id", |_, _| crate::current_ids().map(|(t, _)| t));
-    layer.add_dynamic_field("span_id", |_, _| crate::current_ids().map(|(_, s)| s));
+    // One look-up of the current span's context per line, for both ids.
+    layer.add_multiple_dynamic_fields(|_, _, writer| {
+        if let Some((trace_id, span_id)) = crate::current_ids() {
+            let _ = writer.write_field("trace_id", trace_id);
+            let _ = writer.write_field("span_id", span_id);
+        }
+    });
     layer
 }

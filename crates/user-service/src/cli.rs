@@ -9,7 +9,7 @@ use clap::Parser;
 use service_kit::cli::{parse_duration, CommonArgs};
 use service_kit::latency::{FaultRates, LatencySpec, Probability};
 use service_kit::mock::MockSettings;
-use service_kit::{ServeError, Service};
+use service_kit::ServeError;
 
 use crate::Config;
 
@@ -50,7 +50,7 @@ pub struct Args {
 
 impl Args {
     pub async fn run(self) -> Result<(), ServeError> {
-        let config = Config::new(MockSettings {
+        let settings = MockSettings {
             latency: self.latency,
             faults: FaultRates {
                 error: self.error_rate,
@@ -58,14 +58,14 @@ impl Args {
             },
             db_pool_size: self.db_pool_size,
             max_delay: self.max_delay,
-        })
-        .map_err(|e| ServeError::Build(e.to_string()))?;
-        let shutdown = config.mock.shutdown_token();
-        let service = Service {
-            name: "user-service",
-            listen: self.listen,
-            log_format: self.common.log_format,
         };
-        service_kit::serve_until(service, shutdown, move || Ok(crate::router(config))).await
+        service_kit::serve_mock(
+            crate::NAME,
+            self.listen,
+            self.common.log_format,
+            settings,
+            |mock| crate::router(Config { mock }),
+        )
+        .await
     }
 }
