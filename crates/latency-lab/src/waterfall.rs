@@ -386,47 +386,26 @@ mod tests {
 
     /// The demo's request in `sequential` mode, with realistic timings (ms).
     fn sequential() -> Trace {
-        trace(vec![
-            span("GET /user-profile/{id}", "profile-aggregator", None, 0, 309),
-            client("GET /users/{id}", "users-client", 1, 105),
-            server(
-                "user-service",
-                "GET /users/{id}",
-                "users-server",
-                "users-client",
-                2,
-                104,
-            ),
-            db(
-                "user-service",
-                "db.query SELECT users",
-                "users-server",
-                2,
-                103,
-            ),
-            client("GET /users/{id}/orders", "orders-client", 105, 308),
-            server(
-                "order-service",
-                "GET /users/{id}/orders",
-                "orders-server",
-                "orders-client",
-                106,
-                307,
-            ),
-            db(
-                "order-service",
-                "db.query SELECT orders",
-                "orders-server",
-                106,
-                306,
-            ),
-        ])
+        fan_out(104)
     }
 
     /// The same request in `concurrent` mode: both calls start together.
     fn concurrent() -> Trace {
+        fan_out(0)
+    }
+
+    /// The demo's fan-out, the orders call starting `orders_delay` ms after
+    /// the user call (104: once the user call has finished).
+    fn fan_out(orders_delay: u64) -> Trace {
+        let d = orders_delay;
         trace(vec![
-            span("GET /user-profile/{id}", "profile-aggregator", None, 0, 205),
+            span(
+                "GET /user-profile/{id}",
+                "profile-aggregator",
+                None,
+                0,
+                205 + d,
+            ),
             client("GET /users/{id}", "users-client", 1, 105),
             server(
                 "user-service",
@@ -443,21 +422,21 @@ mod tests {
                 2,
                 103,
             ),
-            client("GET /users/{id}/orders", "orders-client", 1, 204),
+            client("GET /users/{id}/orders", "orders-client", 1 + d, 204 + d),
             server(
                 "order-service",
                 "GET /users/{id}/orders",
                 "orders-server",
                 "orders-client",
-                2,
-                203,
+                2 + d,
+                203 + d,
             ),
             db(
                 "order-service",
                 "db.query SELECT orders",
                 "orders-server",
-                2,
-                202,
+                2 + d,
+                202 + d,
             ),
         ])
     }

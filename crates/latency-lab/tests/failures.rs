@@ -5,32 +5,8 @@ mod common;
 
 use axum::http::StatusCode as HttpStatus;
 use common::stub::Stub;
-use common::{one, summary, traceresponse_ids, Options, Suite};
+use common::{closed_port_url, error_body, one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{SpanKind, StatusCode};
-
-/// A loopback port nobody listens on.
-fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    url
-}
-
-async fn error_body(response: reqwest::Response) -> (u16, String, String) {
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_dependency_is_a_502_with_error_spans() {

@@ -274,9 +274,7 @@ async fn tail_sampling_keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
         },
     ))
     .await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}", dead.local_addr().unwrap());
-    drop(dead);
+    let dead_url = common::closed_port_url();
     let failing = Suite::start(via_collector(
         &stack,
         Protocol::Grpc,

@@ -134,9 +134,7 @@ fn load_reports_a_distribution_and_fails_when_nothing_answers() {
     );
     assert!(stdout.contains("slowest"), "{stdout}");
 
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_url = format!("http://{}/users/1", dead.local_addr().unwrap());
-    drop(dead);
+    let dead_url = format!("{}/users/1", common::closed_port_url());
     let output = Command::new(LAB)
         .args(["load", &dead_url, "--requests", "5"])
         .output()

@@ -10,10 +10,7 @@ use common::{traceresponse_ids, Options, Suite, LAB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_trace_and_span_ids() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let dead = common::closed_port_url();
     let mut child = Command::new(LAB)
         .args([
             "serve",

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{one, summary, traceresponse_ids, Options, Suite};
+use common::{error_body, one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{AttrValue, CollectedSpan, SpanKind, StatusCode};
 
 const USER_DB: &str = "db.query SELECT users";
@@ -26,13 +26,6 @@ fn has(spans: &[CollectedSpan], service: &str, name: &str) -> bool {
     spans
         .iter()
         .any(|s| s.service_name == service && s.name == name)
-}
-
-async fn error_body(response: reqwest::Response) -> (u16, String, String) {
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap();
-    let field = |k: &str| body["error"][k].as_str().unwrap_or_default().to_owned();
-    (status, field("code"), field("message"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

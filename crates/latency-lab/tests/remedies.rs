@@ -11,7 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fault_stub::{closed_port_url, FaultStub, Script, Step};
+use common::closed_port_url;
+use common::fault_stub::{FaultStub, Script, Step};
 use common::stub::Stub;
 use common::{summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{AttrValue, CollectedSpan, SpanEvent, SpanKind, StatusCode};

@@ -106,11 +106,7 @@ async fn an_unknown_trace_id_is_a_clear_error() {
 
 #[test]
 fn an_unreachable_jaeger_is_a_clear_error() {
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap()
-    };
-    let url = format!("http://{closed}");
+    let url = common::closed_port_url();
     let output = lab(&["trace", "abc", "--jaeger", &url]).output().unwrap();
     assert_one_line_error(&output, &format!("cannot reach Jaeger at {url}"));
 }

@@ -9,11 +9,10 @@
 //! Script::first(1, Step::ok().after(ms(1000))).then(Step::ok())   a slow first answer (hedging)
 //! ```
 //!
-//! Connection refused is [`closed_port_url`]. Answers to `/users/{id}` and
+//! Connection refused is [`super::closed_port_url`]. Answers to `/users/{id}` and
 //! `/users/{id}/orders` are valid user and orders JSON; failures are the
 //! suite's JSON error body.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -128,11 +127,7 @@ impl FaultStub {
             .route("/users/{id}", get(user))
             .route("/users/{id}/orders", get(orders))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = super::serve_on_loopback(app).await;
         Self { url, seen }
     }
 
@@ -144,14 +139,6 @@ impl FaultStub {
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
-}
-
-/// A loopback port nobody listens on: connection refused.
-pub fn closed_port_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    url
 }
 
 impl StubState {

@@ -348,3 +348,29 @@ pub fn summary(spans: &[CollectedSpan]) -> Vec<String> {
 pub fn by_id(spans: &[CollectedSpan]) -> HashMap<&str, &CollectedSpan> {
     spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
 }
+
+/// A loopback URL nobody listens on: connection refused.
+pub fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// Serves `app` on a free loopback port for the rest of the test; its URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// `(status, error.code, error.message)` of a JSON error answer.
+pub async fn error_body(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    let field = |k: &str| body["error"][k].as_str().unwrap_or_default().to_owned();
+    (status, field("code"), field("message"))
+}

@@ -6,7 +6,6 @@
 //! Besides the user/order routes it accepts `POST /callback/{id}`, the shape
 //! of the W3C Trace Context harness's callbacks, answering JSON `null`.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,11 +60,7 @@ impl Stub {
             .route("/users/{id}/orders", get(orders))
             .route("/callback/{id}", post(callback))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = super::serve_on_loopback(app).await;
         Self { url, seen }
     }
 
