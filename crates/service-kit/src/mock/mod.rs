@@ -115,7 +115,9 @@ pub struct Mock {
 struct Inner {
     name: MockName,
     keys: OverrideKeys,
-    latency: LatencySpec,
+    /// The configured spec as the span shows it, formatted once, not per
+    /// request.
+    latency: Arc<str>,
     sampler: Sampler,
     faults: FaultRates,
     max_delay: Duration,
@@ -179,7 +181,7 @@ impl Mock {
             inner: Arc::new(Inner {
                 name,
                 keys: OverrideKeys::for_mock(name.short),
-                latency: settings.latency,
+                latency: settings.latency.to_string().into(),
                 sampler,
                 faults: settings.faults,
                 max_delay: settings.max_delay,
@@ -248,7 +250,7 @@ impl Mock {
                         format!("baggage {}={spec}: {problem}", inner.keys.latency),
                     )
                 })?;
-                (spec, &requested)
+                (Arc::from(spec.to_string()), &requested)
             }
             None => (inner.latency.clone(), &inner.sampler),
         };
@@ -279,7 +281,7 @@ impl Mock {
             ),
         };
         Ok(Plan {
-            spec: spec.to_string(),
+            spec,
             delay: sample.delay.min(inner.max_delay),
             sample,
             clamped: sample.delay > inner.max_delay,
@@ -353,7 +355,7 @@ fn mark_error(span: &tracing::Span) {
 /// What one request will get.
 #[derive(Debug, Clone)]
 struct Plan {
-    spec: String,
+    spec: Arc<str>,
     sample: Sample,
     /// The sample, clamped to `--max-delay`.
     delay: Duration,
@@ -365,7 +367,7 @@ struct Plan {
 
 impl Plan {
     fn record(&self, span: &tracing::Span) {
-        span.record("latency_lab.latency_spec", self.spec.as_str());
+        span.record("latency_lab.latency_spec", &*self.spec);
         if self.fault != Fault::Hang {
             span.record("latency_lab.delay_ms", self.delay.as_secs_f64() * 1000.0);
             span.record("latency_lab.spiked", self.sample.spiked);
@@ -449,7 +451,7 @@ mod tests {
         let mock = Mock::seeded(NAME, settings("200ms", DEFAULT_MAX_DELAY), 3).unwrap();
         let plan = mock.plan(Overrides::default()).unwrap();
         assert_eq!(
-            (plan.spec.as_str(), plan.delay),
+            (&*plan.spec, plan.delay),
             ("200ms", Duration::from_millis(200))
         );
         assert_eq!(plan.fault, Fault::None);
