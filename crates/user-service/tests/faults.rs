@@ -1,7 +1,7 @@
 //! Latency models, faults, the connection pool and the limit, configured by
 //! flags and exercised in process (baggage overrides need the propagated
 //! OpenTelemetry context, so they are tested through the real processes in
-//! `crates/latency-lab/tests/mock_faults.rs`).
+//! `crates/latency-lab/tests/integration/mock_faults.rs`).
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};

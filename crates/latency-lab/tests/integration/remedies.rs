@@ -7,14 +7,12 @@
 //! process; the aggregator is the real binary. Timing assertions are
 //! orderings and generous ratios: the machine is noisy.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::closed_port_url;
-use common::fault_stub::{FaultStub, Script, Step};
-use common::stub::Stub;
-use common::{summary, traceresponse_ids, Options, Suite};
+use crate::common::closed_port_url;
+use crate::common::fault_stub::{FaultStub, Script, Step};
+use crate::common::stub::Stub;
+use crate::common::{summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{AttrValue, CollectedSpan, SpanEvent, SpanKind, StatusCode};
 
 const ORDERS_CALL: &str = "GET /users/{id}/orders";

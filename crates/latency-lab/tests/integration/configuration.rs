@@ -3,11 +3,9 @@
 //! with SIGTERM (which flushes), so "nothing arrived" is a fact, not a
 //! timeout.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{traceresponse_ids, Options, Suite, LAB};
+use crate::common::{traceresponse_ids, Options, Suite, LAB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_name_and_resource_attributes_come_from_the_environment() {

@@ -6,13 +6,11 @@
 //! Then `POST /verify-tracecontext`, the endpoint for the official W3C test
 //! harness: on when asked for, loopback only, each call in order.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::stub::{Recorded, Stub};
+use crate::common::{one, summary, Options, Suite};
 use axum::http::StatusCode as HttpStatus;
-use common::stub::{Recorded, Stub};
-use common::{one, summary, Options, Suite};
 use otlp_receiver::SpanKind;
 
 const TRACE: &str = "12345678901234567890123456789012";

@@ -6,7 +6,7 @@
 //! production, and unlike three services squeezed into one process behind
 //! one global `tracing` subscriber.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
+#![allow(dead_code)] // not every helper is used by every scenario
 
 pub mod fault_stub;
 pub mod stub;

@@ -3,12 +3,10 @@
 //! the listen addresses are moved to free ports through the environment so
 //! the commands run exactly as written without clashing with anything.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::LAB;
+use crate::common::LAB;
 
 fn docs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")

@@ -1,11 +1,9 @@
 //! The command lines: `--help` everywhere, bad flags rejected with a clear
 //! message, and `latency-lab up --demo-only` as a user would run it.
 
-mod common;
-
 use std::process::Command;
 
-use common::LAB;
+use crate::common::LAB;
 
 #[test]
 fn every_command_has_help() {

@@ -1,9 +1,7 @@
 //! Both OTLP protocols deliver, and a service flushes its spans when asked
 //! to stop (SIGTERM), so the last requests before an exit are not lost.
 
-mod common;
-
-use common::{one, traceresponse_ids, Options, Protocol, Suite};
+use crate::common::{one, traceresponse_ids, Options, Protocol, Suite};
 use otlp_receiver::SpanKind;
 
 async fn full_trace_arrives(protocol: Protocol) {

@@ -6,17 +6,15 @@
 //! `jaeger_harness::jaeger_for_tests()`: under `CI=true` a missing binary
 //! fails it; elsewhere it reports "SKIPPED (not run)" and returns.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::common::LAB;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use common::LAB;
 use jaeger_harness::{jaeger_for_tests, Jaeger, TraceId};
 use serde_json::Value;
 
@@ -106,7 +104,7 @@ async fn an_unknown_trace_id_is_a_clear_error() {
 
 #[test]
 fn an_unreachable_jaeger_is_a_clear_error() {
-    let url = common::closed_port_url();
+    let url = crate::common::closed_port_url();
     let output = lab(&["trace", "abc", "--jaeger", &url]).output().unwrap();
     assert_one_line_error(&output, &format!("cannot reach Jaeger at {url}"));
 }

@@ -8,12 +8,10 @@
 //! `CI=true` a missing binary fails these tests; elsewhere they report
 //! "SKIPPED (not run)" and return.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{traceresponse_ids, Options, Protocol, Suite};
+use crate::common::{traceresponse_ids, Options, Protocol, Suite};
 use jaeger_harness::{
     jaeger_for_tests, repo_file, trace_spans, Collector, Jaeger, SpanSummary, TraceId,
     TAIL_SAMPLING_OVERLAY,
@@ -274,7 +272,7 @@ async fn tail_sampling_keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
         },
     ))
     .await;
-    let dead_url = common::closed_port_url();
+    let dead_url = crate::common::closed_port_url();
     let failing = Suite::start(via_collector(
         &stack,
         Protocol::Grpc,

@@ -6,11 +6,9 @@
 //! Timing assertions are orderings and generous bounds: the exact delay a
 //! mock chose is asserted on its span attribute, not on the clock.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{error_body, one, summary, traceresponse_ids, Options, Suite};
+use crate::common::{error_body, one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{AttrValue, CollectedSpan, SpanKind, StatusCode};
 
 const USER_DB: &str = "db.query SELECT users";
@@ -428,7 +426,7 @@ async fn a_hung_request_does_not_delay_the_exit() {
     let spans = suite
         .receiver
         .store()
-        .wait_for(common::WAIT, |all| {
+        .wait_for(crate::common::WAIT, |all| {
             all.iter()
                 .any(|s| s.service_name == "user-service" && s.name == USER_DB)
         })

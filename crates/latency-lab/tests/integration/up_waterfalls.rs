@@ -3,13 +3,11 @@
 //! until Ctrl-C (SIGINT) stops everything, every trace saved as a Jaeger
 //! JSON file that `trace --file` renders exactly as `up` printed it.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{LAB, WAIT};
+use crate::common::{LAB, WAIT};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};

@@ -1,12 +1,10 @@
 //! `latency-lab load` and `up --load`: a bounded load, its latency
 //! distribution, and the trace of the slowest request.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::LAB;
+use crate::common::LAB;
 
 fn p50_ms(stdout: &str, title: &str) -> f64 {
     let mut lines = stdout
@@ -134,7 +132,7 @@ fn load_reports_a_distribution_and_fails_when_nothing_answers() {
     );
     assert!(stdout.contains("slowest"), "{stdout}");
 
-    let dead_url = format!("{}/users/1", common::closed_port_url());
+    let dead_url = format!("{}/users/1", crate::common::closed_port_url());
     let output = Command::new(LAB)
         .args(["load", &dead_url, "--requests", "5"])
         .output()

@@ -1,9 +1,7 @@
 //! Sequential vs concurrent vs unlinked fan-out, as the trace timeline shows
 //! them. Orderings, overlaps and generous ratios only: the machine is noisy.
 
-mod common;
-
-use common::{one, summary, traceresponse_ids, Options, Suite, WAIT};
+use crate::common::{one, summary, traceresponse_ids, Options, Suite, WAIT};
 use otlp_receiver::SpanKind;
 
 const USER_MS: f64 = 300.0;

@@ -1,16 +1,14 @@
 //! Logs: JSON lines carry the OpenTelemetry ids of the request they belong
 //! to, so a log search can jump to the trace; health probes are not traced.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{traceresponse_ids, Options, Suite, LAB};
+use crate::common::{traceresponse_ids, Options, Suite, LAB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_trace_and_span_ids() {
-    let dead = common::closed_port_url();
+    let dead = crate::common::closed_port_url();
     let mut child = Command::new(LAB)
         .args([
             "serve",

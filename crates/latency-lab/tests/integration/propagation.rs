@@ -2,11 +2,9 @@
 //! honoured, `tracestate` and `baggage` travel unchanged, and an invalid
 //! `traceparent` starts a new trace without failing the request.
 
-mod common;
-
+use crate::common::stub::Stub;
+use crate::common::{one, summary, traceresponse_ids, Options, Suite};
 use axum::http::StatusCode as HttpStatus;
-use common::stub::Stub;
-use common::{one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::SpanKind;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -1,9 +1,7 @@
 //! One request → one trace across all three services, with the right
 //! parent/child links, span kinds and HTTP semantic-convention attributes.
 
-mod common;
-
-use common::{by_id, one, summary, traceresponse_ids, Options, Suite};
+use crate::common::{by_id, one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{SpanKind, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,9 @@
 //! A dead, failing or slow dependency: the right status, a body naming the
 //! dependency, and spans marked as errors — never a panic or a hang.
 
-mod common;
-
+use crate::common::stub::Stub;
+use crate::common::{closed_port_url, error_body, one, summary, traceresponse_ids, Options, Suite};
 use axum::http::StatusCode as HttpStatus;
-use common::stub::Stub;
-use common::{closed_port_url, error_body, one, summary, traceresponse_ids, Options, Suite};
 use otlp_receiver::{SpanKind, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

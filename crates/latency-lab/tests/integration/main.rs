@@ -1,0 +1,22 @@
+//! latency-lab's integration tests: one test binary (one link on a 2-core
+//! machine instead of sixteen), one module per area. Every test starts the
+//! real `latency-lab` binary as child processes on ephemeral ports.
+
+mod common;
+
+mod cli;
+mod configuration;
+mod docs;
+mod export;
+mod failures;
+mod fan_out;
+mod jaeger_e2e;
+mod load;
+mod logs;
+mod mock_faults;
+mod propagation;
+mod remedies;
+mod trace_command;
+mod trace_shape;
+mod tracecontext;
+mod up_waterfalls;
