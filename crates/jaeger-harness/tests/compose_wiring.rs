@@ -10,7 +10,7 @@ use compose_spec::service::volumes::{self, Mount};
 use compose_spec::service::Command;
 use compose_spec::{Compose, Service};
 use jaeger_harness::{repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_RELEASE};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 const APP_SERVICES: [(&str, u16); 3] = [
     ("user-service", 5001),
@@ -45,7 +45,7 @@ fn service<'a>(compose: &'a Compose, name: &str) -> &'a Service {
 
 /// A field of a service, as plain YAML (as compose_spec normalised it).
 fn yaml_field<T: serde::Serialize>(value: &T) -> Value {
-    serde_yaml::to_value(value).expect("re-serialise")
+    serde_norway::to_value(value).expect("re-serialise")
 }
 
 fn environment(service: &Service) -> BTreeMap<String, String> {
@@ -130,7 +130,7 @@ fn host_port(endpoint: &str) -> (String, u16) {
 }
 
 fn yaml_file(relative: &str) -> Value {
-    serde_yaml::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+    serde_norway::from_str(&read(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
 fn yaml_str<'a>(value: &'a Value, path: &[&str]) -> &'a str {
@@ -220,7 +220,7 @@ fn services_export_to_the_collectors_otlp_grpc_port() {
     );
     let (_, receiver_port) = host_port(&resolve(receiver, &collector_env));
     assert_eq!(receiver_port, 4317);
-    let published = serde_yaml::to_string(&collector.ports).unwrap();
+    let published = serde_norway::to_string(&collector.ports).unwrap();
     assert!(
         published.contains("4317"),
         "collector does not publish 4317: {published}"
@@ -255,12 +255,12 @@ fn services_export_to_the_collectors_otlp_grpc_port() {
             .and_then(|i| args.get(i + 1))
             .unwrap_or_else(|| panic!("{name}: no --listen in {args:?}"));
         assert_eq!(listen, &format!("0.0.0.0:{port}"));
-        let ports = serde_yaml::to_string(&svc.ports).unwrap();
+        let ports = serde_norway::to_string(&svc.ports).unwrap();
         assert!(
             ports.contains(&port.to_string()),
             "{name}: {port} not published"
         );
-        let health = serde_yaml::to_string(&svc.healthcheck).unwrap();
+        let health = serde_norway::to_string(&svc.healthcheck).unwrap();
         assert!(
             health.contains(&format!("127.0.0.1:{port}/healthz")),
             "{name}: health check does not probe /healthz on {port}: {health}"
@@ -333,7 +333,7 @@ fn collector_exports_to_a_port_jaeger_receives_on() {
         &["extensions", "jaeger_query", "http", "endpoint"],
     );
     let (_, query_port) = host_port(&resolve(query, &jaeger_env));
-    let ports = serde_yaml::to_string(&jaeger_service.ports).unwrap();
+    let ports = serde_norway::to_string(&jaeger_service.ports).unwrap();
     assert!(
         ports.contains(&query_port.to_string()),
         "query port {query_port} not published"
@@ -345,7 +345,7 @@ fn collector_exports_to_a_port_jaeger_receives_on() {
         &["extensions", "healthcheckv2", "http", "endpoint"],
     );
     let (_, health_port) = host_port(&resolve(health, &jaeger_env));
-    let probe = serde_yaml::to_string(&jaeger_service.healthcheck).unwrap();
+    let probe = serde_norway::to_string(&jaeger_service.healthcheck).unwrap();
     assert!(
         probe.contains(&format!("127.0.0.1:{health_port}/status")),
         "jaeger health check does not probe :{health_port}/status: {probe}"
@@ -458,7 +458,7 @@ fn load_generator_is_opt_in() {
     let load = service(&compose, "load");
     let profiles: Vec<&str> = load.profiles.iter().map(|p| p.as_str()).collect();
     assert_eq!(profiles, ["load"]);
-    let script = serde_yaml::to_string(&load.command).unwrap();
+    let script = serde_norway::to_string(&load.command).unwrap();
     for needle in ["mode=$$mode", "sequential concurrent", "/user-profile/"] {
         assert!(
             script.contains(needle),

@@ -130,8 +130,8 @@ fn overlay_puts_tail_sampling_into_the_traces_pipeline() {
     ];
     let (ok, stdout, stderr) = run(&bin, "print-config", &configs, &[]);
     assert!(ok, "print-config failed:\n{stderr}");
-    let merged: serde_yaml::Value =
-        serde_yaml::from_str(&stdout).expect("print-config output is YAML");
+    let merged: serde_norway::Value =
+        serde_norway::from_str(&stdout).expect("print-config output is YAML");
     let pipeline = &merged["service"]["pipelines"]["traces"];
     let names = |key: &str| -> Vec<String> {
         pipeline[key]
