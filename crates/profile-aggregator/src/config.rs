@@ -6,14 +6,15 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 use crate::resilience::RemedyConfig;
 
-/// How the two downstream calls are orchestrated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// How the two downstream calls are orchestrated. Its names live in
+/// [`Mode::as_str`] alone: `Display`, `FromStr` (flags, `?mode=`) and serde
+/// (the answer's `mode`) are all made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Sequential,
     Concurrent,
@@ -45,9 +46,20 @@ impl FromStr for Mode {
         Mode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown mode {s:?}: expected sequential, concurrent or unlinked")
-            })
+            .ok_or_else(|| format!("{s:?}: expected sequential, concurrent or unlinked"))
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(de::Error::custom)
     }
 }
 
@@ -111,7 +123,11 @@ mod tests {
     fn modes_round_trip_and_reject_unknown() {
         for mode in Mode::ALL {
             assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{mode}\""));
+            assert_eq!(serde_json::from_str::<Mode>(&json).unwrap(), mode);
         }
+        assert!(serde_json::from_str::<Mode>("\"parallel\"").is_err());
         assert!("parallel"
             .parse::<Mode>()
             .unwrap_err()

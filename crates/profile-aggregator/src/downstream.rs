@@ -1,7 +1,9 @@
 //! One call to one dependency: build the URL, send it through the traced
-//! client, classify what came back — wrapped in the remedies the request
-//! asked for, composed here and only here, in the order explained in
-//! [`crate::resilience`]: bulkhead → breaker → hedge → retry → attempt.
+//! client, turn what came back into a value or an [`AggregatorError`] —
+//! wrapped in the remedies the request asked for, composed here and only
+//! here, in the order explained in [`crate::resilience`]: bulkhead →
+//! breaker → hedge → retry → attempt. Which errors are retried, counted by
+//! the breaker or end a hedge leg is `crate::failure`'s judgement.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,13 +15,12 @@ use telemetry::client::{ResendCount, SpanAttributes, UrlTemplate};
 use telemetry::HttpClient;
 use url::Url;
 
-use crate::config::Dependency;
 use crate::resilience::breaker::SharedBreaker;
 use crate::resilience::budget::RetryBudget;
 use crate::resilience::bulkhead::Bulkhead;
 use crate::resilience::hedge::{HedgeAfter, LatencyWindow, Leg};
 use crate::resilience::retry::{self, RetryConfig};
-use crate::resilience::RemedyConfig;
+use crate::resilience::{RemedyConfig, Switches};
 use crate::AggregatorError;
 
 /// A value and how long the call that produced it took.
@@ -29,38 +30,17 @@ pub(crate) struct Timed<T> {
     pub elapsed: Duration,
 }
 
-/// What one request asks of one call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CallOptions {
-    /// Per attempt (and for the bulkhead wait).
-    pub timeout: Duration,
-    pub retry: bool,
-    pub breaker: bool,
-    pub hedge_after: HedgeAfter,
-    pub bulkhead: bool,
-}
-
 /// One dependency, with the state its remedies share across requests.
 pub(crate) struct Downstream {
     /// The dependency's service name, used in error messages and spans.
     pub name: &'static str,
     base_url: Url,
-    /// The flag's timeout, used when a request does not override it.
-    pub default_timeout: Duration,
     client: HttpClient,
     retry: RetryConfig,
     budget: Mutex<RetryBudget>,
     breaker: std::sync::Arc<SharedBreaker>,
     bulkhead: Option<Bulkhead>,
     latencies: Mutex<LatencyWindow>,
-}
-
-/// A failed attempt and whether another attempt could fix it: 5xx,
-/// connect errors and timeouts yes; 4xx, unreadable answers and anything
-/// else no.
-struct AttemptFailure {
-    error: AggregatorError,
-    retryable: bool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,14 +52,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Downstream {
     pub fn new(
         name: &'static str,
-        dependency: Dependency,
+        base_url: Url,
         client: HttpClient,
         remedies: &RemedyConfig,
     ) -> Self {
         Self {
             name,
-            base_url: dependency.base_url,
-            default_timeout: dependency.timeout,
+            base_url,
             client,
             retry: remedies.retry,
             budget: Mutex::new(RetryBudget::new(remedies.budget, Instant::now())),
@@ -90,13 +69,16 @@ impl Downstream {
     }
 
     /// `GET` the path made of `segments` (each percent-encoded, so an id can
-    /// never change the path) and decode the JSON answer, with the remedies
-    /// of `options`. `elapsed` covers everything: queueing, retries, hedges.
+    /// never change the path) and decode the JSON answer, with the
+    /// `remedies` the request switched on and `timeout` per attempt (and for
+    /// the bulkhead wait). `elapsed` covers everything: queueing, retries,
+    /// hedges.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
         template: &'static str,
-        options: CallOptions,
+        remedies: &Switches,
+        timeout: Duration,
     ) -> Result<Timed<T>, AggregatorError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
@@ -108,21 +90,20 @@ impl Downstream {
         lock(&self.budget).record_call(started);
 
         // 1. Bulkhead: a permit for the whole call, held until it returns.
-        let _permit = match (&self.bulkhead, options.bulkhead) {
-            (Some(bulkhead), true) => Some(
-                bulkhead
-                    .acquire(self.name, options.timeout)
-                    .await
-                    .map_err(|full| AggregatorError::BulkheadFull {
+        let _permit = match (&self.bulkhead, remedies.bulkhead) {
+            (Some(bulkhead), true) => {
+                Some(bulkhead.acquire(self.name, timeout).await.map_err(|full| {
+                    AggregatorError::BulkheadFull {
                         dependency: self.name,
                         max_in_flight: full.max_in_flight,
                         waited: full.waited,
-                    })?,
-            ),
+                    }
+                })?)
+            }
             _ => None,
         };
         // 2. Breaker: fail fast while open; judge the call's final outcome.
-        let admitted = if options.breaker {
+        let admitted = if remedies.breaker {
             Some(
                 self.breaker
                     .admit()
@@ -135,9 +116,13 @@ impl Downstream {
             None
         };
         // 3–5. Hedge → retry → attempt.
-        let result = self.hedged::<T>(&url, template, &options).await;
+        let result = self.hedged::<T>(&url, template, remedies, timeout).await;
         if let Some(permit) = admitted {
-            permit.record(result.as_ref().is_err_and(is_dependency_failure));
+            permit.record(
+                result
+                    .as_ref()
+                    .is_err_and(|error| error.failure().is_dependency_failure()),
+            );
         }
         result.map(|value| Timed {
             value,
@@ -163,14 +148,16 @@ impl Downstream {
         &self,
         url: &Url,
         template: &'static str,
-        options: &CallOptions,
+        remedies: &Switches,
+        timeout: Duration,
     ) -> Result<T, AggregatorError> {
-        let Some(delay) = self.hedge_delay(options.hedge_after) else {
-            return self.with_retries(url, template, options, None).await;
+        let retry = remedies.retry;
+        let Some(delay) = self.hedge_delay(remedies.hedge_after) else {
+            return self.with_retries(url, template, retry, timeout, None).await;
         };
         let (first_leg, second_leg) = (Leg::primary(), Leg::hedge());
-        let primary = self.with_retries(url, template, options, Some(&first_leg));
-        let hedge = self.with_retries(url, template, options, Some(&second_leg));
+        let primary = self.with_retries(url, template, retry, timeout, Some(&first_leg));
+        let hedge = self.with_retries(url, template, retry, timeout, Some(&second_leg));
         tokio::pin!(primary, hedge);
 
         tokio::select! {
@@ -195,7 +182,7 @@ impl Downstream {
         };
         let answered = match &result {
             Ok(_) => true,
-            Err(error) => !is_dependency_failure(error),
+            Err(error) => !error.failure().is_dependency_failure(),
         };
         if answered {
             // Marked before `other` is dropped (on return), which ends it.
@@ -208,26 +195,24 @@ impl Downstream {
         }
     }
 
-    /// Step 4, retry: attempt, and on a retryable failure wait and attempt
-    /// again, while the schedule and the budget allow.
+    /// Step 4, retry: attempt, and on a retryable failure (when `retry` is
+    /// on) wait and attempt again, while the schedule and the budget allow.
     async fn with_retries<T: DeserializeOwned>(
         &self,
         url: &Url,
         template: &'static str,
-        options: &CallOptions,
+        retry: bool,
+        timeout: Duration,
         leg: Option<&Leg>,
     ) -> Result<T, AggregatorError> {
         let mut resends = 0;
         loop {
-            let failure = match self
-                .attempt(url, template, options.timeout, resends, leg)
-                .await
-            {
+            let error = match self.attempt(url, template, timeout, resends, leg).await {
                 Ok(value) => return Ok(value),
-                Err(failure) => failure,
+                Err(error) => error,
             };
-            if !options.retry || !failure.retryable {
-                return Err(failure.error);
+            if !retry || !error.failure().is_retryable() {
+                return Err(error);
             }
             let Some(delay) = self.retry.delay(resends) else {
                 tracing::info!(
@@ -235,11 +220,11 @@ impl Downstream {
                     retry.max_retries = i64::from(self.retry.max_retries),
                     "retry.exhausted"
                 );
-                return Err(failure.error);
+                return Err(error);
             };
             if !lock(&self.budget).try_retry(Instant::now()) {
                 self.budget_exhausted("retry", resends);
-                return Err(failure.error);
+                return Err(error);
             }
             resends += 1;
             retry::backoff(self.name, delay, resends).await;
@@ -270,7 +255,7 @@ impl Downstream {
         timeout: Duration,
         resends: u32,
         leg: Option<&Leg>,
-    ) -> Result<T, AttemptFailure> {
+    ) -> Result<T, AggregatorError> {
         let started = Instant::now();
         let mut request = self
             .client
@@ -292,24 +277,15 @@ impl Downstream {
 
         let status = response.status();
         if !status.is_success() {
-            return Err(AttemptFailure {
-                retryable: status.is_server_error(),
-                error: self.classify_status(status, response).await,
-            });
+            return Err(self.classify_status(status, response).await);
         }
         let value = response.json::<T>().await.map_err(|e| {
             if e.is_timeout() {
-                AttemptFailure {
-                    error: self.timeout(timeout),
-                    retryable: true,
-                }
+                self.timeout(timeout)
             } else {
-                AttemptFailure {
-                    error: AggregatorError::BadAnswer {
-                        dependency: self.name,
-                        message: e.to_string(),
-                    },
-                    retryable: false,
+                AggregatorError::BadAnswer {
+                    dependency: self.name,
+                    message: e.to_string(),
                 }
             }
         })?;
@@ -324,18 +300,13 @@ impl Downstream {
         }
     }
 
-    fn classify_send_error(&self, error: MiddlewareError, timeout: Duration) -> AttemptFailure {
+    fn classify_send_error(&self, error: MiddlewareError, timeout: Duration) -> AggregatorError {
         match &error {
-            MiddlewareError::Reqwest(e) if e.is_timeout() => AttemptFailure {
-                error: self.timeout(timeout),
-                retryable: true,
-            },
-            _ => AttemptFailure {
-                retryable: matches!(&error, MiddlewareError::Reqwest(e) if e.is_connect()),
-                error: AggregatorError::Unreachable {
-                    dependency: self.name,
-                    message: error_chain(&error),
-                },
+            MiddlewareError::Reqwest(e) if e.is_timeout() => self.timeout(timeout),
+            _ => AggregatorError::Unreachable {
+                dependency: self.name,
+                connect_failed: matches!(&error, MiddlewareError::Reqwest(e) if e.is_connect()),
+                message: error_chain(&error),
             },
         }
     }
@@ -369,19 +340,6 @@ impl Downstream {
             status,
         }
     }
-}
-
-/// Whether an error says the dependency is unhealthy (what the breaker
-/// counts, and what makes a hedge leg leave the race to the other). A 4xx
-/// is a healthy dependency refusing a bad request.
-fn is_dependency_failure(error: &AggregatorError) -> bool {
-    matches!(
-        error,
-        AggregatorError::Timeout { .. }
-            | AggregatorError::Unreachable { .. }
-            | AggregatorError::Failed { .. }
-            | AggregatorError::BadAnswer { .. }
-    )
 }
 
 /// reqwest's top-level message ("error sending request") hides the cause

@@ -14,6 +14,8 @@ use service_kit::ApiError;
 use std::time::Duration;
 use thiserror::Error;
 
+use crate::query::QueryError;
+
 #[derive(Debug, Error)]
 pub enum AggregatorError {
     #[error("{dependency} did not answer within {}", humantime_ms(*.timeout))]
@@ -25,6 +27,9 @@ pub enum AggregatorError {
     Unreachable {
         dependency: &'static str,
         message: String,
+        /// The connection itself failed (refused, reset, no route): another
+        /// attempt may get through. Otherwise the request could not be sent.
+        connect_failed: bool,
     },
     #[error("{dependency} failed with HTTP {status}")]
     Failed {
@@ -62,6 +67,9 @@ pub enum AggregatorError {
     },
     #[error("{0}")]
     BadRequest(String),
+    /// The profile query asked for something unknown or malformed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
     /// Some calls of `POST /verify-tracecontext` failed (each one named).
     #[error("{failed} of {total} validation calls failed: {details}")]
     ValidationCalls {
@@ -96,7 +104,7 @@ impl AggregatorError {
             | Self::ValidationCalls { .. } => StatusCode::BAD_GATEWAY,
             Self::Rejected { status, .. } => *status,
             Self::CircuitOpen { .. } | Self::BulkheadFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Query(_) => StatusCode::BAD_REQUEST,
             Self::Internal(_) | Self::Client(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,7 +119,7 @@ impl AggregatorError {
             Self::CircuitOpen { .. } => "circuit_open",
             Self::BulkheadFull { .. } => "bulkhead_full",
             Self::Rejected { status, .. } if *status == StatusCode::NOT_FOUND => "not_found",
-            Self::Rejected { .. } | Self::BadRequest(_) => "invalid_request",
+            Self::Rejected { .. } | Self::BadRequest(_) | Self::Query(_) => "invalid_request",
             Self::Internal(_) | Self::Client(_) => "internal",
         }
     }

@@ -15,14 +15,16 @@
 //! Each call can be wrapped in remedies for tail latency and failing
 //! dependencies — timeouts, retries with a budget, a circuit breaker,
 //! hedged requests, a bulkhead, a degraded answer — all off by default,
-//! switched on by flags or per request, and each visible in the trace: see
-//! [`resilience`].
+//! switched on by flags or per request (the typed query: [`query`]), and
+//! each visible in the trace: see [`resilience`].
 
 pub mod cli;
 pub mod config;
 mod downstream;
 mod error;
+mod failure;
 mod profile;
+pub mod query;
 pub mod resilience;
 mod server_timing;
 mod validation;

@@ -1,12 +1,11 @@
 //! `GET /user-profile/{id}`: the fan-out, in three modes, with the
-//! remedies the request asks for (see [`crate::resilience`]).
+//! remedies the request asks for (its query: [`crate::query`]; the remedies:
+//! [`crate::resilience`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header::HeaderName;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -16,8 +15,9 @@ use order_service::Order;
 use serde::{Deserialize, Serialize};
 use user_service::User;
 
-use crate::downstream::{CallOptions, Downstream, Timed};
-use crate::resilience::{fallback, RequestRemedies, Switches};
+use crate::downstream::{Downstream, Timed};
+use crate::query::{ProfileQuery, RequestSettings};
+use crate::resilience::fallback;
 use crate::server_timing::{self, Metric};
 use crate::{AggregatorError, Config, Mode};
 
@@ -51,49 +51,49 @@ pub(crate) struct AppState(Arc<Inner>);
 struct Inner {
     users: Downstream,
     orders: Downstream,
-    default_mode: Mode,
-    /// Remedies a request gets unless its query says otherwise.
-    defaults: Switches,
-    bulkhead_configured: bool,
+    /// What a request gets unless its query says otherwise.
+    defaults: RequestSettings,
+    /// Whether `--max-in-flight` was given, so `?bulkhead=on` can work.
+    bulkhead_available: bool,
 }
 
 impl AppState {
     pub(crate) fn new(config: Config) -> Result<Self, AggregatorError> {
         // One client for both dependencies: one connection pool, reused.
         let client = telemetry::traced_client()?;
+        let defaults = RequestSettings::defaults(&config);
         let remedies = &config.remedies;
         Ok(Self(Arc::new(Inner {
-            users: Downstream::new("user-service", config.users, client.clone(), remedies),
-            orders: Downstream::new("order-service", config.orders, client, remedies),
-            default_mode: config.default_mode,
-            defaults: remedies.defaults,
-            bulkhead_configured: remedies.max_in_flight.is_some(),
+            users: Downstream::new(
+                "user-service",
+                config.users.base_url,
+                client.clone(),
+                remedies,
+            ),
+            orders: Downstream::new("order-service", config.orders.base_url, client, remedies),
+            defaults,
+            bulkhead_available: remedies.max_in_flight.is_some(),
         })))
     }
 
-    fn remedies(
-        &self,
-        query: &HashMap<String, String>,
-    ) -> Result<RequestRemedies, AggregatorError> {
-        RequestRemedies::from_query(
-            query,
-            self.0.defaults,
-            self.0.users.default_timeout,
-            self.0.orders.default_timeout,
-            self.0.bulkhead_configured,
-        )
-        .map_err(AggregatorError::BadRequest)
+    /// The query laid over this aggregator's defaults.
+    fn settings(&self, query: ProfileQuery) -> Result<RequestSettings, AggregatorError> {
+        Ok(query.over(&self.0.defaults, self.0.bulkhead_available)?)
     }
 
     async fn fetch_user(
         &self,
         id: &str,
-        remedies: &RequestRemedies,
+        settings: &RequestSettings,
     ) -> Result<Timed<User>, AggregatorError> {
-        let options = call_options(remedies, remedies.user_timeout);
         self.0
             .users
-            .get_json(&["users", id], "/users/{id}", options)
+            .get_json(
+                &["users", id],
+                "/users/{id}",
+                &settings.remedies,
+                settings.user_timeout,
+            )
             .await
     }
 
@@ -102,21 +102,25 @@ impl AppState {
     async fn fetch_orders(
         &self,
         id: &str,
-        remedies: &RequestRemedies,
+        settings: &RequestSettings,
     ) -> Result<Timed<Option<Vec<Order>>>, AggregatorError> {
-        let options = call_options(remedies, remedies.order_timeout);
         let started = Instant::now();
         match self
             .0
             .orders
-            .get_json::<Vec<Order>>(&["users", id, "orders"], "/users/{id}/orders", options)
+            .get_json::<Vec<Order>>(
+                &["users", id, "orders"],
+                "/users/{id}/orders",
+                &settings.remedies,
+                settings.order_timeout,
+            )
             .await
         {
             Ok(timed) => Ok(Timed {
                 value: Some(timed.value),
                 elapsed: timed.elapsed,
             }),
-            Err(error) if remedies.switches.fallback && fallback::applies(&error) => {
+            Err(error) if settings.remedies.fallback && error.failure().allows_fallback() => {
                 fallback::record("orders", &error);
                 Ok(Timed {
                     value: None,
@@ -125,17 +129,6 @@ impl AppState {
             }
             Err(error) => Err(error),
         }
-    }
-}
-
-fn call_options(remedies: &RequestRemedies, timeout: Duration) -> CallOptions {
-    let s = remedies.switches;
-    CallOptions {
-        timeout,
-        retry: s.retry,
-        breaker: s.breaker,
-        hedge_after: s.hedge_after,
-        bulkhead: s.bulkhead,
     }
 }
 
@@ -150,20 +143,16 @@ type Fetched = (Timed<User>, Timed<Option<Vec<Order>>>);
 async fn get_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: ProfileQuery,
 ) -> Result<Response, AggregatorError> {
-    let Query(query) = query.map_err(|e| AggregatorError::BadRequest(e.body_text()))?;
-    let mode = match query.get("mode") {
-        Some(raw) => raw.parse::<Mode>().map_err(AggregatorError::BadRequest)?,
-        None => state.0.default_mode,
-    };
-    let remedies = state.remedies(&query)?;
+    let settings = state.settings(query)?;
+    let mode = settings.mode;
 
     let started = Instant::now();
     let (user, orders) = match mode {
-        Mode::Sequential => sequential(&state, &id, &remedies).await?,
-        Mode::Concurrent => concurrent(&state, &id, &remedies).await?,
-        Mode::Unlinked => unlinked(&state, &id, remedies).await?,
+        Mode::Sequential => sequential(&state, &id, &settings).await?,
+        Mode::Concurrent => concurrent(&state, &id, &settings).await?,
+        Mode::Unlinked => unlinked(&state, &id, settings).await?,
     };
     let total = started.elapsed();
 
@@ -213,10 +202,10 @@ async fn get_profile(
 async fn sequential(
     state: &AppState,
     id: &str,
-    remedies: &RequestRemedies,
+    settings: &RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
-    let user = state.fetch_user(id, remedies).await?;
-    let orders = state.fetch_orders(id, remedies).await?;
+    let user = state.fetch_user(id, settings).await?;
+    let orders = state.fetch_orders(id, settings).await?;
     Ok((user, orders))
 }
 
@@ -228,11 +217,11 @@ async fn sequential(
 async fn concurrent(
     state: &AppState,
     id: &str,
-    remedies: &RequestRemedies,
+    settings: &RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
     tokio::try_join!(
-        state.fetch_user(id, remedies),
-        state.fetch_orders(id, remedies)
+        state.fetch_user(id, settings),
+        state.fetch_orders(id, settings)
     )
 }
 
@@ -243,12 +232,12 @@ async fn concurrent(
 async fn unlinked(
     state: &AppState,
     id: &str,
-    remedies: RequestRemedies,
+    settings: RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
     let (s, i) = (state.clone(), id.to_owned());
-    let user = tokio::spawn(async move { s.fetch_user(&i, &remedies).await });
+    let user = tokio::spawn(async move { s.fetch_user(&i, &settings).await });
     let (s, i) = (state.clone(), id.to_owned());
-    let orders = tokio::spawn(async move { s.fetch_orders(&i, &remedies).await });
+    let orders = tokio::spawn(async move { s.fetch_orders(&i, &settings).await });
     let (user, orders) = tokio::join!(user, orders);
     let joined = |e: tokio::task::JoinError| AggregatorError::Internal(e.to_string());
     Ok((user.map_err(joined)??, orders.map_err(joined)??))

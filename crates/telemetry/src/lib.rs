@@ -10,7 +10,8 @@
 //! The pieces:
 //! - [`config`]: reads the standard `OTEL_*` environment variables.
 //! - [`init`]: builds the tracer provider, exporter and `tracing` subscriber.
-//! - [`propagation`]: W3C Trace Context + Baggage, the only global state.
+//! - [`propagation`]: W3C Trace Context + Baggage, on requests and in the
+//!   `traceresponse` of answers: the only global state.
 //! - [`server`]: an axum middleware that opens the SERVER span of a request.
 //! - [`client`]: a reqwest client whose CLIENT spans inject the context.
 //! - [`shutdown`]: the guard that flushes spans on exit and the signal future.

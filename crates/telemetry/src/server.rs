@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::{HeaderValue, Method};
+use http::Method;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tracing::field::Empty;
 use tracing::Instrument;
@@ -17,9 +17,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation;
 
-/// The W3C Trace Context Level 2 response header that tells a caller which
-/// trace its request joined, without parsing the body.
-pub const TRACERESPONSE: &str = "traceresponse";
+pub use crate::propagation::TRACERESPONSE;
 
 /// Axum middleware: `router.layer(axum::middleware::from_fn(telemetry::server::trace_request))`.
 ///
@@ -46,9 +44,9 @@ pub async fn trace_request(req: Request, next: Next) -> Response {
         span.record("otel.status_code", "ERROR");
         span.record(semconv::ERROR_TYPE, status.as_str());
     }
-    if let Some(value) = traceresponse_value(&span) {
-        response.headers_mut().insert(TRACERESPONSE, value);
-    }
+    // `traceresponse`, through the response side of the same propagation
+    // set-up that extracted the parent above.
+    propagation::inject_response(&span.context(), response.headers_mut());
     response
 }
 
@@ -155,11 +153,4 @@ fn server_address(req: &Request) -> (Option<String>, Option<u16>) {
         Some(a) => (Some(a.host().to_owned()), a.port_u16()),
         None => (None, None),
     }
-}
-
-/// The `traceresponse` for the SERVER span, with the same flags (random
-/// included) as the `traceparent` this service sends downstream.
-fn traceresponse_value(span: &tracing::Span) -> Option<HeaderValue> {
-    let value = propagation::traceresponse(&span.context())?;
-    HeaderValue::from_str(&value).ok()
 }

@@ -202,6 +202,49 @@ async fn malformed_remedy_parameters_are_400s_naming_the_accepted_forms() {
     assert_eq!(orders.count(), 0, "a refused request calls nobody");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_or_repeated_parameters_are_400s_and_known_ones_combine() {
+    let orders = FaultStub::start(Script::always(Step::ok())).await;
+    let (suite, _users) = with_orders(&orders, &["--max-in-flight", "2"]).await;
+
+    // A typo must not run the request as if no remedy had been asked for.
+    let answer = get(&suite, "mode=concurrent&retyr=on").await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.code(), "invalid_request");
+    let message = answer.message();
+    assert!(message.contains("retyr"), "{message}");
+    for accepted in [
+        "mode",
+        "retry",
+        "breaker",
+        "hedge_after",
+        "bulkhead",
+        "fallback",
+        "user_timeout",
+        "order_timeout",
+    ] {
+        assert!(message.contains(accepted), "lacks {accepted}: {message}");
+    }
+
+    // Two answers to one question: refused rather than one picked.
+    let answer = get(&suite, "retry=on&retry=off").await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.code(), "invalid_request");
+    assert!(answer.message().contains("retry"), "{}", answer.message());
+    assert_eq!(orders.count(), 0, "a refused request calls nobody");
+
+    let answer = get(
+        &suite,
+        "mode=concurrent&retry=on&breaker=on&hedge_after=p95&bulkhead=on\
+         &fallback=true&user_timeout=2s&order_timeout=1500ms",
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["mode"], "concurrent");
+    assert!(answer.body["orders"].is_array(), "{}", answer.body);
+    assert_eq!(orders.count(), 1);
+}
+
 // ----------------------------------------------------------------- retries
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

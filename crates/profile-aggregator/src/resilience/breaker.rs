@@ -19,7 +19,8 @@
 //!
 //! The breaker judges *logical calls* (what the request got after retries
 //! and hedging), and a 4xx answer is a success: the dependency is healthy,
-//! the request was wrong.
+//! the request was wrong (what counts as a failure is `crate::failure`'s
+//! judgement, shared with the retry, the hedge and the fallback).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

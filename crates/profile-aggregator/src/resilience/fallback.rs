@@ -7,25 +7,13 @@
 //! user call still fails the request. Any *failure* of the order service
 //! qualifies (5xx, unreachable, timeout, unreadable answer, circuit open,
 //! bulkhead full); a 4xx is an answer about the request, not a failure, and
-//! passes through as before.
+//! passes through as before. The judgement is `crate::failure`'s, the same
+//! the retries, the hedge and the breaker use.
 //!
 //! The SERVER span gets a `fallback.applied` event naming the dependency and
 //! the cause, so a 200 that hides a failure is still visible in the trace.
 
 use crate::AggregatorError;
-
-/// Whether a failed call may be replaced by the degraded answer.
-pub fn applies(error: &AggregatorError) -> bool {
-    matches!(
-        error,
-        AggregatorError::Timeout { .. }
-            | AggregatorError::Unreachable { .. }
-            | AggregatorError::Failed { .. }
-            | AggregatorError::BadAnswer { .. }
-            | AggregatorError::CircuitOpen { .. }
-            | AggregatorError::BulkheadFull { .. }
-    )
-}
 
 /// The span event (and log line) that says the answer is degraded, and why.
 pub fn record(field: &str, error: &AggregatorError) {
@@ -36,45 +24,4 @@ pub fn record(field: &str, error: &AggregatorError) {
         error.message = %error,
         "fallback.applied"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use axum::http::StatusCode;
-
-    use super::*;
-
-    #[test]
-    fn failures_fall_back_answers_do_not() {
-        let dependency = "order-service";
-        for error in [
-            AggregatorError::Timeout {
-                dependency,
-                timeout: Duration::from_millis(200),
-            },
-            AggregatorError::Failed {
-                dependency,
-                status: StatusCode::SERVICE_UNAVAILABLE,
-            },
-            AggregatorError::CircuitOpen {
-                dependency,
-                retry_in: None,
-            },
-        ] {
-            assert!(applies(&error), "{error}");
-        }
-        for error in [
-            AggregatorError::Rejected {
-                dependency,
-                status: StatusCode::NOT_FOUND,
-                message: "no user 0".into(),
-            },
-            AggregatorError::BadRequest("mode".into()),
-            AggregatorError::Internal("bug".into()),
-        ] {
-            assert!(!applies(&error), "{error}");
-        }
-    }
 }

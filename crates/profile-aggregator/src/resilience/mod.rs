@@ -10,6 +10,11 @@
 //! | bulkhead | [`bulkhead`] | `--max-in-flight` | a `bulkhead.wait` span before the call |
 //! | fallback | [`fallback`] | `--fallback` | 200 with `degraded: ["orders"]`, a `fallback.applied` event |
 //!
+//! A request switches them with query parameters ([`crate::query`]). What
+//! counts as a failure — what is retried, what the breaker counts, what
+//! makes a hedge leg give up, what the fallback may replace — is decided in
+//! one place, `crate::failure`.
+//!
 //! They compose per dependency in one place, `Downstream::get_json`, always
 //! in this order, outermost first:
 //!
@@ -43,14 +48,11 @@ pub mod budget;
 pub mod bulkhead;
 pub mod fallback;
 pub mod hedge;
-pub mod options;
 pub mod retry;
 pub mod timeout;
 
 use std::num::NonZeroUsize;
 use std::time::Duration;
-
-pub use options::{RequestRemedies, Switches};
 
 use breaker::BreakerConfig;
 use budget::BudgetConfig;
@@ -58,6 +60,19 @@ use retry::{RetryConfig, RetryJitter};
 
 /// The longest per-request timeout or hedge delay a query may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// Remedies switched on or off: the flags' defaults, and what one request
+/// gets once its query is laid over them ([`crate::query::RequestSettings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Switches {
+    pub retry: bool,
+    pub breaker: bool,
+    pub hedge_after: hedge::HedgeAfter,
+    /// Use the bulkhead (only meaningful with `--max-in-flight`).
+    pub bulkhead: bool,
+    /// Answer without the orders when the order service fails.
+    pub fallback: bool,
+}
 
 /// The remedies' settings, from the flags. Each dependency gets its own
 /// breaker, budget, bulkhead and latency window built from them.

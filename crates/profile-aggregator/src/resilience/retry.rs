@@ -2,7 +2,8 @@
 //!
 //! Only what another try can fix is retried: a 5xx, a refused connection, a
 //! timeout. A 4xx is the request's own fault and fails the same way every
-//! time, so it is never retried. The waits grow exponentially
+//! time, so it is never retried (the judgement is `crate::failure`'s, shared
+//! with the hedge, the breaker and the fallback). The waits grow exponentially
 //! (`--retry-backoff` × 2ⁿ, capped at `--retry-max-backoff`) so a struggling
 //! dependency gets more air each time, and each wait is drawn uniformly
 //! between zero and that bound ("full jitter") so a crowd of clients that

@@ -13,14 +13,17 @@
 //! - [`tracestate`]: combining, parsing and writing the `tracestate` list;
 //! - [`W3cTraceContextPropagator`]: the two together, and what the SDK
 //!   cannot carry from the incoming request to the outgoing calls;
-//! - [`HeaderLines`]: a header carrier that shows the propagator every line.
+//! - [`HeaderLines`]: a header carrier that shows the propagator every line;
+//! - [`response`]: the response side, `traceresponse`, through its own seam.
 //!
-//! Every entry point below goes through the global propagator, so the
-//! SERVER middleware, the traced client and tests all see the same rules.
+//! Every entry point below goes through the installed propagators, so the
+//! SERVER middleware, the traced client and tests all see the same rules —
+//! on the way in, on the way out and in the answer.
 
 mod carrier;
 mod incoming;
 mod propagator;
+pub mod response;
 pub mod traceparent;
 pub mod tracestate;
 
@@ -30,11 +33,22 @@ use opentelemetry_sdk::propagation::BaggagePropagator;
 
 pub use carrier::HeaderLines;
 pub use propagator::W3cTraceContextPropagator;
+pub use response::{ResponsePropagator, TRACERESPONSE};
 
-/// Installs `traceparent`/`tracestate` + `baggage` as the global propagator.
+/// Installs W3C Trace Context (random trace-ids, as [`crate::init()`]'s
+/// provider makes them) and Baggage: see [`install_with`].
 pub fn install() {
+    install_with(W3cTraceContextPropagator::new());
+}
+
+/// Installs `trace_context` on both sides of the process: with `baggage` as
+/// the global request propagator (`traceparent`/`tracestate` in and out),
+/// and as the response propagator (`traceresponse`), so one configuration
+/// decides what all three headers say.
+pub fn install_with(trace_context: W3cTraceContextPropagator) {
+    response::set_response_propagator(trace_context.clone());
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(W3cTraceContextPropagator::new()),
+        Box::new(trace_context),
         Box::new(BaggagePropagator::new()),
     ]));
 }
@@ -55,13 +69,12 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
     });
 }
 
-/// The Level 2 `traceresponse` value for the current span of `cx`: the same
-/// form and flags as the `traceparent` this process sends downstream, so a
-/// caller learns the trace-id, our span and whether the id is random.
-pub fn traceresponse(cx: &Context) -> Option<String> {
-    W3cTraceContextPropagator::new()
-        .outgoing_traceparent(cx)
-        .map(|parent| parent.to_string())
+/// Writes what a caller should learn about the trace of `cx` (the SERVER
+/// span's context) into response headers, through the installed
+/// [`ResponsePropagator`]: `traceresponse` once [`install`] has run.
+pub fn inject_response(cx: &Context, headers: &mut http::HeaderMap) {
+    response::response_propagator()
+        .inject_response(cx, &mut opentelemetry_http::HeaderInjector(headers));
 }
 
 /// Whether `value` is a valid `traceparent` (see [`traceparent::parse`]).
