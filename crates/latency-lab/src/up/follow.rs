@@ -24,7 +24,7 @@ const QUIET: Duration = Duration::from_millis(1500);
 const DEMO_SPANS: usize = 7;
 
 /// How long the demo waits for a request's spans.
-pub(super) const DEMO_WAIT: Duration = Duration::from_secs(30);
+const DEMO_WAIT: Duration = Duration::from_secs(30);
 
 /// The traces the receiver holds now (their later spans are not a new
 /// request's).

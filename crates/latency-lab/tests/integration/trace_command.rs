@@ -246,19 +246,7 @@ async fn trace_from_a_real_jaeger() {
         .wait_for_trace(trace_id, 7, Duration::from_secs(60))
         .await
         .expect("the demo trace reaches Jaeger");
-    // The shape comparison below needs Jaeger's answer as sent, not as read.
-    let answer: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{query_url}/api/traces/{trace_id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let raw = answer["data"][0].clone();
+    let raw = jaeger_answer(format!("{query_url}/api/traces/{trace_id}")).await["data"][0].clone();
 
     let output = {
         let (id, url) = (id.clone(), query_url.clone());
@@ -333,6 +321,14 @@ async fn trace_from_a_real_jaeger() {
     .unwrap();
     let ours = &ours["data"][0];
     assert_same_shape(ours, &raw);
+}
+
+/// Jaeger's answer as it was sent, not as trace-view reads it: what the
+/// shape comparison needs.
+async fn jaeger_answer(url: String) -> Value {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client.get(url).send().await.expect("Jaeger answers");
+    response.json().await.expect("Jaeger answers with JSON")
 }
 
 /// Same keys on the trace, span, reference, process and tag objects, and
