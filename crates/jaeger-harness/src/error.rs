@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::{JAEGER_MODULE_VERSION, MIN_GO_VERSION};
 
-/// Everything that can go wrong while locating, building, running or querying Jaeger.
+/// Everything that can go wrong while locating, building or running Jaeger (querying it is
+/// trace-view's [`trace_view::JaegerError`]).
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// `JAEGER_BIN` names something that is not an executable file.
@@ -61,52 +62,6 @@ pub enum HarnessError {
         waiting_for: String,
         log: PathBuf,
         log_tail: String,
-    },
-
-    /// An HTTP request to the Jaeger API failed at the transport level.
-    #[error("request to {url} failed: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-
-    /// The Jaeger API answered with something unexpected.
-    #[error("unexpected answer from {url}: HTTP {status}: {body}")]
-    UnexpectedResponse {
-        url: String,
-        status: u16,
-        body: String,
-    },
-
-    /// A trace id that is not 1 to 32 hex digits.
-    #[error("invalid trace id {0:?}: expected 1 to 32 hexadecimal digits")]
-    InvalidTraceId(String),
-
-    /// A base URL that is not `http://host:port`.
-    #[error("invalid base URL {0:?}: expected http://host:port")]
-    InvalidUrl(String),
-
-    /// [`crate::JaegerQuery::wait_for_trace`] gave up.
-    #[error(
-        "trace {trace_id} did not reach {min_spans} span(s) within {timeout:?} \
-         (last seen: {seen} span(s))"
-    )]
-    TraceTimeout {
-        trace_id: String,
-        min_spans: usize,
-        seen: usize,
-        timeout: Duration,
-    },
-
-    /// [`crate::JaegerQuery::wait_for_service`] gave up.
-    #[error(
-        "service {service:?} did not show up in /api/services within {timeout:?} (seen: {seen:?})"
-    )]
-    ServiceTimeout {
-        service: String,
-        seen: Vec<String>,
-        timeout: Duration,
     },
 }
 

@@ -8,10 +8,11 @@
 //! * [`JaegerProcess`] runs the binary as a child process (killed on drop); [`Jaeger`] and
 //!   [`Collector`] start it with the repository's `jaeger/config.yaml` or `otel-collector.yaml`
 //!   on free loopback ports.
-//! * [`JaegerQuery`] reads Jaeger's HTTP API (`/api/services`, `/api/traces/{id}`).
+//! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
+//!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), jaeger_harness::HarnessError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use jaeger_harness::{jaeger_for_tests, Collector, Jaeger};
 //!
@@ -19,7 +20,7 @@
 //! let jaeger = Jaeger::start(&bin)?;
 //! let collector = Collector::start(&bin, &jaeger)?;
 //! // ... point an OTLP exporter at collector.otlp_grpc_endpoint() and export a trace ...
-//! # let trace_id = 1u128;
+//! # let trace_id = trace_view::TraceId(1);
 //! let trace = jaeger.query()?.wait_for_trace(trace_id, 3, Duration::from_secs(30)).await?;
 //! # let _ = (collector, trace);
 //! # Ok(()) }
@@ -28,7 +29,6 @@
 mod error;
 mod locate;
 mod process;
-mod query;
 
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,6 @@ pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,
     JaegerProcessBuilder,
 };
-pub use query::{trace_spans, JaegerQuery, SpanSummary, TraceId};
 
 /// Go module that holds Jaeger.
 pub const JAEGER_MODULE: &str = "github.com/jaegertracing/jaeger";

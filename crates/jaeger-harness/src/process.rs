@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{
-    repo_file, HarnessError, JaegerQuery, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_UI_CONFIG,
-};
+use trace_view::{JaegerClient, JaegerError};
+
+use crate::{repo_file, HarnessError, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_UI_CONFIG};
 
 /// Default time a process gets to become ready.
 const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -510,9 +510,10 @@ impl Jaeger {
         http_url(self.ports.query_http)
     }
 
-    /// A client for the query API.
-    pub fn query(&self) -> Result<JaegerQuery, HarnessError> {
-        JaegerQuery::new(self.query_url())
+    /// A client for the query API (trace-view's: the one the `latency-lab
+    /// trace` command uses too).
+    pub fn query(&self) -> Result<JaegerClient, JaegerError> {
+        JaegerClient::new(&self.query_url())
     }
 
     /// OTLP/gRPC endpoint for an exporter, e.g. `http://127.0.0.1:4317`.

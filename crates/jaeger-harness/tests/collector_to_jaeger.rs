@@ -7,8 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{emit_three_span_trace, provider, shutdown, ARRIVAL_TIMEOUT, SERVICE};
-use jaeger_harness::{jaeger_for_tests, trace_spans, Collector, Jaeger, TraceId};
+use jaeger_harness::{jaeger_for_tests, Collector, Jaeger};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use trace_view::TraceId;
 
 async fn check_trace_arrived(jaeger: &Jaeger, trace_id: TraceId, root_name: &str) {
     let query = jaeger.query().expect("query client");
@@ -16,23 +17,21 @@ async fn check_trace_arrived(jaeger: &Jaeger, trace_id: TraceId, root_name: &str
         .wait_for_trace(trace_id, 3, ARRIVAL_TIMEOUT)
         .await
         .expect("trace did not arrive in Jaeger");
-    let spans = trace_spans(&trace);
+    let spans = &trace.spans;
     assert_eq!(spans.len(), 3, "spans: {spans:#?}");
-    assert!(spans.iter().all(|s| s.trace_id == trace_id));
-    assert!(
-        spans.iter().all(|s| s.service_name == SERVICE),
-        "{spans:#?}"
-    );
+    // Every span's own traceID is checked against the trace's when parsed.
+    assert_eq!(trace.trace_id, trace_id);
+    assert!(spans.iter().all(|s| s.service == SERVICE), "{spans:#?}");
 
     let root = spans
         .iter()
-        .find(|s| s.parent_span_id.is_none())
+        .find(|s| s.parent_id.is_none())
         .expect("a root span");
-    assert_eq!(root.operation_name, root_name);
+    assert_eq!(root.name, root_name);
     let children: BTreeSet<&str> = spans
         .iter()
-        .filter(|s| s.parent_span_id == Some(root.span_id))
-        .map(|s| s.operation_name.as_str())
+        .filter(|s| s.parent_id.as_ref() == Some(&root.span_id))
+        .map(|s| s.name.as_str())
         .collect();
     assert_eq!(
         children,
@@ -104,7 +103,7 @@ async fn unknown_trace_is_none() {
     let jaeger = Jaeger::start(&bin).expect("start jaeger");
     let query = jaeger.query().expect("query client");
     assert_eq!(
-        query.get_trace_v1(0xdead_beef_u128).await.expect("query"),
+        query.find_trace(TraceId(0xdead_beef)).await.expect("query"),
         None
     );
     assert_eq!(

@@ -6,9 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{emit_single_span_trace, provider, shutdown, ARRIVAL_TIMEOUT};
-use jaeger_harness::{
-    jaeger_for_tests, repo_file, trace_spans, Collector, Jaeger, TAIL_SAMPLING_OVERLAY,
-};
+use jaeger_harness::{jaeger_for_tests, repo_file, Collector, Jaeger, TAIL_SAMPLING_OVERLAY};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 
 const DECISION_WAIT: Duration = Duration::from_secs(1);
@@ -48,15 +46,15 @@ async fn keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
         .wait_for_trace(slow, 1, ARRIVAL_TIMEOUT)
         .await
         .expect("the slow trace was not kept");
-    assert_eq!(trace_spans(&slow_trace)[0].operation_name, "slow-ok");
+    assert_eq!(slow_trace.spans[0].name, "slow-ok");
     let error_trace = query
         .wait_for_trace(failed, 1, ARRIVAL_TIMEOUT)
         .await
         .expect("the error trace was not kept");
-    let error_span = &trace_spans(&error_trace)[0];
-    assert_eq!(error_span.operation_name, "fast-error");
+    let error_span = &error_trace.spans[0];
+    assert_eq!(error_span.name, "fast-error");
     assert!(
-        error_span.error,
+        error_span.is_error(),
         "error span not marked as error: {error_span:?}"
     );
 
@@ -64,6 +62,6 @@ async fn keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
     // decision period more plus a margin for the batch in flight, then the fast one must be
     // absent.
     tokio::time::sleep(DECISION_WAIT + Duration::from_secs(3)).await;
-    let dropped = query.get_trace_v1(fast_ok).await.expect("query");
+    let dropped = query.find_trace(fast_ok).await.expect("query");
     assert!(dropped.is_none(), "the fast OK trace was kept: {dropped:?}");
 }

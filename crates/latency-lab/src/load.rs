@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use clap::Args;
 use hdrhistogram::Histogram;
 use service_kit::cli::parse_duration;
+use trace_view::TraceId;
 
 /// Longest latency the histogram records (longer ones are counted at this).
 const MAX_RECORDED_US: u64 = 3_600_000_000;
@@ -63,9 +64,9 @@ pub struct LoadReport {
     pub failures: BTreeMap<&'static str, u64>,
     pub elapsed: Duration,
     /// The slowest answered request and its trace id (from `traceresponse`).
-    pub slowest: Option<(Duration, Option<String>)>,
+    pub slowest: Option<(Duration, Option<TraceId>)>,
     /// The trace id of every answered request that had one.
-    pub trace_ids: Vec<String>,
+    pub trace_ids: Vec<TraceId>,
 }
 
 impl LoadReport {
@@ -117,7 +118,7 @@ enum Sample {
     Answered {
         status: u16,
         latency: Duration,
-        trace_id: Option<String>,
+        trace_id: Option<TraceId>,
     },
     Failed(&'static str),
 }
@@ -152,7 +153,7 @@ impl Samples {
                     latencies.saturating_record(us.clamp(1, MAX_RECORDED_US));
                     *report.statuses.entry(status).or_default() += 1;
                     if report.slowest.as_ref().is_none_or(|(d, _)| latency > *d) {
-                        report.slowest = Some((latency, trace_id.clone()));
+                        report.slowest = Some((latency, trace_id));
                     }
                     report.trace_ids.extend(trace_id);
                 }
@@ -183,7 +184,7 @@ async fn one_request(
                 .get("traceresponse")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split('-').nth(1))
-                .map(str::to_owned);
+                .and_then(|id| TraceId::parse(id).ok());
             // The request is over when its whole answer has arrived.
             let body = response.bytes().await;
             let latency = started.elapsed();
@@ -352,7 +353,7 @@ mod tests {
                 .map(|(i, ms)| Sample::Answered {
                     status: if *ms >= 1000 { 504 } else { 200 },
                     latency: Duration::from_millis(*ms),
-                    trace_id: Some(format!("{i:032x}")),
+                    trace_id: Some(TraceId(i as u128)),
                 })
                 .chain(
                     failures
@@ -376,9 +377,10 @@ mod tests {
         assert!((1195..=1205).contains(&ms(0.99)), "{}", ms(0.99));
         assert_eq!(r.statuses.get(&200), Some(&98));
         assert_eq!(r.statuses.get(&504), Some(&2));
-        let (slowest, trace) = r.slowest.clone().unwrap();
+        let (slowest, trace) = r.slowest.unwrap();
         assert_eq!(slowest, Duration::from_millis(1200));
-        assert_eq!(trace.as_deref(), Some(format!("{:032x}", 98).as_str()));
+        assert_eq!(trace, Some(TraceId(98)));
+        assert_eq!(trace.unwrap().to_string(), format!("{:032x}", 98));
         assert_eq!(r.trace_ids.len(), 100);
     }
 

@@ -4,15 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod analysis;
-mod jaeger_api;
-mod jaeger_json;
 mod load;
-mod terminal;
 mod trace_cmd;
-mod trace_model;
 mod up;
-mod waterfall;
 
 /// latency-lab: three traced HTTP services that show where request time goes.
 #[derive(Debug, Parser)]

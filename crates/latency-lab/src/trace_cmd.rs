@@ -6,14 +6,16 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
 
-use crate::jaeger_json::{self, JaegerJsonError};
-use crate::terminal::DisplayArgs;
-use crate::{jaeger_api, waterfall};
+use trace_view::jaeger_json::{self, JaegerJsonError};
+use trace_view::terminal::DisplayArgs;
+use trace_view::{waterfall, JaegerClient, TraceId};
 
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["jaeger", "file"])))]
 pub struct TraceArgs {
     /// The trace id (1 to 32 hex digits), fetched with --jaeger.
+    // Text, not a `TraceId`: a bad id is the command's one-line error
+    // (exit 1), not a usage error.
     #[arg(requires = "jaeger")]
     pub trace_id: Option<String>,
     /// Fetch the trace from the Jaeger whose UI is at this URL, e.g.
@@ -36,7 +38,10 @@ pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
             e => anyhow::Error::new(e)
                 .context(format!("cannot read the trace in {}", file.display())),
         })?,
-        (None, Some(url), Some(id)) => vec![jaeger_api::fetch(url, id).await?],
+        (None, Some(url), Some(id)) => {
+            let trace_id = TraceId::parse(id)?;
+            vec![JaegerClient::new(url)?.trace(trace_id).await?]
+        }
         _ => unreachable!("clap requires --file, or a trace id with --jaeger"),
     };
     let display = args.display.resolve();

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use jaeger_harness::TraceId;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanExporter};
 use opentelemetry_sdk::Resource;
+use trace_view::TraceId;
 
 /// The service name every test trace carries.
 pub const SERVICE: &str = "harness-test";

@@ -12,10 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::common::{traceresponse_ids, Options, Protocol, Suite};
-use jaeger_harness::{
-    jaeger_for_tests, repo_file, trace_spans, Collector, Jaeger, SpanSummary, TraceId,
-    TAIL_SAMPLING_OVERLAY,
-};
+use jaeger_harness::{jaeger_for_tests, repo_file, Collector, Jaeger, TAIL_SAMPLING_OVERLAY};
+use trace_view::model::{Span, SpanKind, Value};
+use trace_view::TraceId;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -44,7 +43,7 @@ fn via_collector(stack: &Stack, protocol: Protocol, options: Options) -> Options
     }
 }
 
-async fn jaeger_trace(stack: &Stack, trace_id: &str, spans: usize) -> Vec<SpanSummary> {
+async fn jaeger_trace(stack: &Stack, trace_id: &str, spans: usize) -> Vec<Span> {
     let id = TraceId::parse(trace_id).unwrap();
     let trace = stack
         .jaeger
@@ -53,53 +52,67 @@ async fn jaeger_trace(stack: &Stack, trace_id: &str, spans: usize) -> Vec<SpanSu
         .wait_for_trace(id, spans, WAIT)
         .await
         .unwrap_or_else(|e| panic!("trace {trace_id} in Jaeger: {e}"));
-    trace_spans(&trace)
+    trace.spans
 }
 
-fn find<'a>(
-    spans: &'a [SpanSummary],
-    service: &str,
-    operation: &str,
-    kind: &str,
-) -> &'a SpanSummary {
+fn find<'a>(spans: &'a [Span], service: &str, operation: &str, kind: SpanKind) -> &'a Span {
     let found: Vec<_> = spans
         .iter()
-        .filter(|s| {
-            s.service_name == service
-                && s.operation_name == operation
-                && s.tags.get("span.kind").and_then(|v| v.as_str()) == Some(kind)
-        })
+        .filter(|s| s.service == service && s.name == operation && s.kind == kind)
         .collect();
-    assert_eq!(found.len(), 1, "{kind} {service} {operation} in {spans:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "{kind:?} {service} {operation} in {spans:#?}"
+    );
     found[0]
 }
 
-fn overlaps(a: &SpanSummary, b: &SpanSummary) -> bool {
-    a.start_time_us < b.start_time_us + b.duration_us
-        && b.start_time_us < a.start_time_us + a.duration_us
+fn overlaps(a: &Span, b: &Span) -> bool {
+    a.start_us < b.end_us() && b.start_us < a.end_us()
 }
 
 /// Checks the seven-span shape and returns (root, user client, orders client).
-fn check_shape(spans: &[SpanSummary]) -> (&SpanSummary, &SpanSummary, &SpanSummary) {
+fn check_shape(spans: &[Span]) -> (&Span, &Span, &Span) {
     assert_eq!(spans.len(), 7, "{spans:#?}");
     let root = find(
         spans,
         "profile-aggregator",
         "GET /user-profile/{id}",
-        "server",
+        SpanKind::Server,
     );
-    let user_client = find(spans, "profile-aggregator", "GET /users/{id}", "client");
+    let user_client = find(
+        spans,
+        "profile-aggregator",
+        "GET /users/{id}",
+        SpanKind::Client,
+    );
     let order_client = find(
         spans,
         "profile-aggregator",
         "GET /users/{id}/orders",
-        "client",
+        SpanKind::Client,
     );
-    let user_server = find(spans, "user-service", "GET /users/{id}", "server");
-    let order_server = find(spans, "order-service", "GET /users/{id}/orders", "server");
-    let user_db = find(spans, "user-service", "db.query SELECT users", "internal");
-    let order_db = find(spans, "order-service", "db.query SELECT orders", "internal");
-    assert_eq!(root.parent_span_id, None);
+    let user_server = find(spans, "user-service", "GET /users/{id}", SpanKind::Server);
+    let order_server = find(
+        spans,
+        "order-service",
+        "GET /users/{id}/orders",
+        SpanKind::Server,
+    );
+    let user_db = find(
+        spans,
+        "user-service",
+        "db.query SELECT users",
+        SpanKind::Internal,
+    );
+    let order_db = find(
+        spans,
+        "order-service",
+        "db.query SELECT orders",
+        SpanKind::Internal,
+    );
+    assert_eq!(root.parent_id, None);
     for (child, parent) in [
         (user_client, root),
         (order_client, root),
@@ -109,13 +122,13 @@ fn check_shape(spans: &[SpanSummary]) -> (&SpanSummary, &SpanSummary, &SpanSumma
         (order_db, order_server),
     ] {
         assert_eq!(
-            child.parent_span_id,
-            Some(parent.span_id),
+            child.parent_id.as_ref(),
+            Some(&parent.span_id),
             "{} {} is CHILD_OF {} {}",
-            child.service_name,
-            child.operation_name,
-            parent.service_name,
-            parent.operation_name
+            child.service,
+            child.name,
+            parent.service,
+            parent.name
         );
     }
     (root, user_client, order_client)
@@ -195,29 +208,28 @@ async fn an_error_request_is_an_error_trace_in_jaeger() {
         &spans,
         "profile-aggregator",
         "GET /user-profile/{id}",
-        "server",
+        SpanKind::Server,
     );
     assert!(
-        root.error,
-        "root span carries error status: {:?}",
-        root.tags
+        root.is_error(),
+        "root span carries error status: {:?} {:?}",
+        root.status,
+        root.attributes
     );
     assert_eq!(
-        root.tags
-            .get("http.response.status_code")
-            .and_then(|v| v.as_i64()),
-        Some(504)
+        root.attributes.get("http.response.status_code"),
+        Some(&Value::Int(504))
     );
     let client = find(
         &spans,
         "profile-aggregator",
         "GET /users/{id}/orders",
-        "client",
+        SpanKind::Client,
     );
-    assert!(client.error);
+    assert!(client.is_error());
     assert_eq!(
-        client.tags.get("error.type").and_then(|v| v.as_str()),
-        Some("timeout")
+        client.attributes.get("error.type"),
+        Some(&Value::String("timeout".into()))
     );
 }
 
@@ -298,14 +310,14 @@ async fn tail_sampling_keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
     check_shape(&slow_spans);
     // root + 2 clients + user server + user db
     let error_spans = jaeger_trace(&stack, &error_trace, 5).await;
-    assert!(error_spans.iter().any(|s| s.error));
+    assert!(error_spans.iter().any(Span::is_error));
 
     // The fast trace's decision was due before the slow one's: by now, plus
     // a decision period of margin, it has been made — and it was "drop".
     tokio::time::sleep(decision_wait).await;
     let query = stack.jaeger.query().unwrap();
     let fast_in_jaeger = query
-        .get_trace_v1(TraceId::parse(&fast_trace).unwrap())
+        .find_trace(TraceId::parse(&fast_trace).unwrap())
         .await
         .unwrap();
     assert!(

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::trace_model::{Event, Link, Span, SpanKind, Status, Trace, Value};
+use crate::model::{Event, Link, Span, SpanKind, Status, Trace, Value};
+use crate::TraceId;
 
 const SPAN_KIND: &str = "span.kind";
 const STATUS_CODE: &str = "otel.status_code";
@@ -184,17 +185,7 @@ pub fn to_string(traces: &[Trace]) -> String {
 /// Writes the trace as `<dir>/<trace id>.json` (upload format) and returns
 /// the path. The directory must exist.
 pub fn save(dir: &Path, trace: &Trace) -> Result<PathBuf, JaegerJsonError> {
-    let name: String = trace
-        .trace_id
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .collect();
-    let name = if name.is_empty() {
-        "unknown".into()
-    } else {
-        name
-    };
-    let path = dir.join(format!("{name}.json"));
+    let path = dir.join(format!("{}.json", trace.trace_id));
     std::fs::write(&path, to_string(std::slice::from_ref(trace))).map_err(|error| {
         JaegerJsonError::Io {
             action: "write",
@@ -206,6 +197,7 @@ pub fn save(dir: &Path, trace: &Trace) -> Result<PathBuf, JaegerJsonError> {
 }
 
 fn trace_to_json(trace: &Trace) -> JTrace {
+    let trace_id = trace.trace_id.to_string();
     // One process per distinct (service, resource), numbered p1, p2, … in
     // order of first appearance, as Jaeger numbers them.
     let mut processes: Vec<(&str, &BTreeMap<String, Value>)> = Vec::new();
@@ -219,14 +211,10 @@ fn trace_to_json(trace: &Trace) -> JTrace {
                 processes.len() - 1
             }
         };
-        spans.push(span_to_json(
-            &trace.trace_id,
-            span,
-            format!("p{}", index + 1),
-        ));
+        spans.push(span_to_json(&trace_id, span, format!("p{}", index + 1)));
     }
     JTrace {
-        trace_id: trace.trace_id.clone(),
+        trace_id,
         spans,
         processes: processes
             .into_iter()
@@ -256,7 +244,7 @@ fn span_to_json(trace_id: &str, span: &Span, process_id: String) -> JSpan {
     }
     references.extend(span.links.iter().map(|l| JReference {
         ref_type: RefType::FollowsFrom,
-        trace_id: l.trace_id.clone(),
+        trace_id: l.trace_id.to_string(),
         span_id: l.span_id.clone(),
     }));
     let mut tags = tags_to_json(&span.attributes);
@@ -322,12 +310,12 @@ fn tag_to_json(key: &str, value: &Value) -> JTag {
 }
 
 fn trace_from_json(trace: JTrace) -> Result<Trace, JaegerJsonError> {
-    let trace_id = hex_id(&trace.trace_id, 32).ok_or_else(|| JaegerJsonError::Invalid {
+    let trace_id = TraceId::parse(&trace.trace_id).map_err(|_| JaegerJsonError::Invalid {
         trace_id: trace.trace_id.clone(),
         problem: "traceID is not 1 to 32 hex digits".into(),
     })?;
     let invalid = |problem: String| JaegerJsonError::Invalid {
-        trace_id: trace_id.clone(),
+        trace_id: trace_id.to_string(),
         problem,
     };
     let mut processes = BTreeMap::new();
@@ -338,7 +326,7 @@ fn trace_from_json(trace: JTrace) -> Result<Trace, JaegerJsonError> {
     }
     let mut spans = Vec::with_capacity(trace.spans.len());
     for span in &trace.spans {
-        let span = span_from_json(span, &trace_id, &processes)
+        let span = span_from_json(span, trace_id, &processes)
             .map_err(|p| invalid(format!("span {}: {p}", span.span_id)))?;
         spans.push(span);
     }
@@ -350,15 +338,21 @@ fn trace_from_json(trace: JTrace) -> Result<Trace, JaegerJsonError> {
 
 type Processes<'a> = BTreeMap<&'a str, (&'a str, BTreeMap<String, Value>)>;
 
-fn span_from_json(span: &JSpan, trace_id: &str, processes: &Processes) -> Result<Span, String> {
+fn span_from_json(span: &JSpan, trace_id: TraceId, processes: &Processes) -> Result<Span, String> {
     let span_id = hex_id(&span.span_id, 16).ok_or("spanID is not 1 to 16 hex digits")?;
+    // A span belongs to the trace it is listed in: a view of the trace must
+    // not silently show a stranger.
+    if TraceId::parse(&span.trace_id) != Ok(trace_id) {
+        return Err(format!("traceID {:?} is not the trace's", span.trace_id));
+    }
     let (service, resource) = processes
         .get(span.process_id.as_str())
         .ok_or_else(|| format!("processID {:?} is not in processes", span.process_id))?;
     let mut parent_id = None;
     let mut links = Vec::new();
     for reference in &span.references {
-        let ref_trace = hex_id(&reference.trace_id, 32).ok_or("reference traceID is not hex")?;
+        let ref_trace =
+            TraceId::parse(&reference.trace_id).map_err(|_| "reference traceID is not hex")?;
         let ref_span = hex_id(&reference.span_id, 16).ok_or("reference spanID is not hex")?;
         match reference.ref_type {
             RefType::ChildOf if parent_id.is_none() && ref_trace == trace_id => {
@@ -451,7 +445,7 @@ fn tag_value(tag: &JTag) -> Option<Value> {
 }
 
 /// Lowercase hex, left-padded with zeros to `digits` (Jaeger prints ids
-/// with a zero high half short); `None` unless 1 to `digits` hex digits.
+/// with leading zeros left out); `None` unless 1 to `digits` hex digits.
 fn hex_id(id: &str, digits: usize) -> Option<String> {
     let valid = !id.is_empty() && id.len() <= digits && id.bytes().all(|b| b.is_ascii_hexdigit());
     valid.then(|| format!("{:0>digits$}", id.to_ascii_lowercase()))
@@ -504,13 +498,13 @@ mod tests {
             attributes: [("exception.message".to_owned(), Value::String("boom".into()))].into(),
         }];
         child.links = vec![Link {
-            trace_id: "f".repeat(32),
+            trace_id: TraceId(u128::MAX),
             span_id: "e".repeat(16),
         }];
         let mut internal = span("c", Some("b"), "user-service", 1_020, 0);
         internal.kind = SpanKind::Unspecified;
         Trace {
-            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            trace_id: TraceId(0x0af7651916cd43dd8448eb211c80319c),
             spans: vec![root, child, internal],
         }
     }
@@ -525,7 +519,7 @@ mod tests {
     #[test]
     fn the_written_shape_is_jaegers() {
         let trace = Trace {
-            trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+            trace_id: TraceId(0x0af7651916cd43dd8448eb211c80319c),
             spans: vec![
                 span("a", None, "profile-aggregator", 1_000, 300),
                 span("b", Some("a"), "user-service", 1_010, 100),
@@ -579,7 +573,7 @@ mod tests {
         }], "total": 0, "limit": 0, "offset": 0, "errors": null});
         let traces = parse(&answer.to_string()).unwrap();
         let trace = &traces[0];
-        assert_eq!(trace.trace_id, format!("{:0>32}", "aa"));
+        assert_eq!(trace.trace_id, TraceId(0xaa));
         let root = &trace.spans[0];
         assert_eq!(root.span_id, "0000000000000001");
         assert_eq!(root.status, Status::Error(String::new()));
@@ -626,6 +620,12 @@ mod tests {
                    "references": [{"refType": "SIBLING_OF", "traceID": "aa", "spanID": "2"}]}],
                    "processes": {"p1": {"serviceName": "s"}}}"#,
                 "unknown variant",
+            ),
+            (
+                r#"{"traceID": "aa", "spans": [{"traceID": "ab", "spanID": "1", "operationName": "x",
+                   "startTime": 1, "duration": 1, "processID": "p1"}],
+                   "processes": {"p1": {"serviceName": "s"}}}"#,
+                "traceID \"ab\" is not the trace's",
             ),
         ] {
             let message = parse(text).expect_err(text).to_string();

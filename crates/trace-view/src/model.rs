@@ -12,11 +12,12 @@ use std::fmt;
 
 use otlp_receiver::{AttrValue, CollectedSpan};
 
+use crate::TraceId;
+
 /// A trace: its id and its spans, in no particular order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub spans: Vec<Span>,
 }
 
@@ -151,21 +152,21 @@ pub struct Event {
 /// A reference to a span outside the parent chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
-    pub trace_id: String,
+    pub trace_id: TraceId,
     pub span_id: String,
 }
 
 impl Trace {
     /// Builds the trace from the spans the embedded receiver collected for
-    /// one trace id; `None` when there are none.
+    /// one trace id; `None` when there are none, or when their trace id is
+    /// not 1 to 32 hex digits (see [`collected_trace_id`]).
     ///
     /// Nanoseconds are cut to microseconds the way Jaeger does it (start and
     /// duration each rounded down), so this trace and the same trace fetched
     /// from Jaeger render identically.
     pub fn from_collected(spans: &[CollectedSpan]) -> Option<Trace> {
-        let first = spans.first()?;
         Some(Trace {
-            trace_id: first.trace_id.to_ascii_lowercase(),
+            trace_id: collected_trace_id(spans.first()?)?,
             spans: spans.iter().map(span_from_collected).collect(),
         })
     }
@@ -176,6 +177,14 @@ impl Trace {
         let end = self.spans.iter().map(Span::end_us).max().unwrap_or(start);
         (start, end)
     }
+}
+
+/// The trace id of a span the embedded receiver collected: the one place
+/// where the receiver's text form becomes a [`TraceId`]. `None` for an id
+/// OTLP does not allow (empty, or longer than 16 bytes): no view and no
+/// Jaeger could name such a trace.
+pub fn collected_trace_id(span: &CollectedSpan) -> Option<TraceId> {
+    TraceId::parse(&span.trace_id).ok()
 }
 
 fn span_from_collected(span: &CollectedSpan) -> Span {
@@ -218,12 +227,15 @@ fn span_from_collected(span: &CollectedSpan) -> Span {
                 attributes: attributes(&e.attributes),
             })
             .collect(),
+        // A link to a trace id OTLP does not allow leads nowhere: left out.
         links: span
             .links
             .iter()
-            .map(|l| Link {
-                trace_id: l.trace_id.to_ascii_lowercase(),
-                span_id: l.span_id.to_ascii_lowercase(),
+            .filter_map(|l| {
+                Some(Link {
+                    trace_id: TraceId::parse(&l.trace_id).ok()?,
+                    span_id: l.span_id.to_ascii_lowercase(),
+                })
             })
             .collect(),
     }
@@ -289,7 +301,10 @@ mod tests {
     #[test]
     fn collected_spans_become_the_model_in_microseconds() {
         let trace = Trace::from_collected(&[collected()]).unwrap();
-        assert_eq!(trace.trace_id, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            trace.trace_id.to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         let span = &trace.spans[0];
         assert_eq!(span.span_id, "b7ad6b7169203331");
         assert_eq!(span.parent_id.as_deref(), Some("00f067aa0ba902b7"));
@@ -312,11 +327,15 @@ mod tests {
         );
         assert_eq!(span.events[0].time_us, 1_700_000_000_200_000);
         assert_eq!(span.links[0].span_id, "cd".repeat(8));
+        assert_eq!(span.links[0].trace_id.to_string(), "ab".repeat(16));
     }
 
     #[test]
     fn an_empty_trace_is_none_and_ranges_cover_every_span() {
         assert!(Trace::from_collected(&[]).is_none());
+        let mut nameless = collected();
+        nameless.trace_id = String::new();
+        assert!(Trace::from_collected(&[nameless]).is_none());
         let mut late = collected();
         late.span_id = "1".repeat(16);
         late.start_unix_nanos += 500_000_000;

@@ -26,7 +26,7 @@
 use std::fmt::Write;
 
 use crate::analysis::{self, Analysis, Row};
-use crate::trace_model::Trace;
+use crate::model::Trace;
 
 /// Width of each number column (`999.9 ms`, `9.999 s`, `99.99 s`, `999 µs`).
 const NUMBER: usize = 8;
@@ -380,7 +380,7 @@ impl Painter {
 mod tests {
     use super::*;
     use crate::analysis::tests::{span, trace};
-    use crate::trace_model::{SpanKind, Status};
+    use crate::model::{SpanKind, Status};
 
     const WIDTH: usize = 100;
 
@@ -442,7 +442,7 @@ mod tests {
     }
 
     /// A client span of the aggregator; `id` names it for its children.
-    fn client(name: &str, id: &str, start: u64, end: u64) -> crate::trace_model::Span {
+    fn client(name: &str, id: &str, start: u64, end: u64) -> crate::model::Span {
         let root = span("GET /user-profile/{id}", "profile-aggregator", None, 0, 0);
         let mut s = span(id, "profile-aggregator", None, start, end);
         s.name = name.into();
@@ -458,20 +458,14 @@ mod tests {
         parent: &str,
         start: u64,
         end: u64,
-    ) -> crate::trace_model::Span {
+    ) -> crate::model::Span {
         let mut s = span(id, service, Some(parent), start, end);
         s.name = name.into();
         s.kind = SpanKind::Server;
         s
     }
 
-    fn db(
-        service: &str,
-        name: &str,
-        parent: &str,
-        start: u64,
-        end: u64,
-    ) -> crate::trace_model::Span {
+    fn db(service: &str, name: &str, parent: &str, start: u64, end: u64) -> crate::model::Span {
         let mut s = span(&format!("{parent}-db"), service, Some(parent), start, end);
         s.name = name.into();
         s

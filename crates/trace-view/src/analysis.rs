@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use crate::trace_model::Trace;
+use crate::model::Trace;
 
 /// A span's place in the waterfall and its times (all in µs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,7 +302,8 @@ fn critical_path(trace: &Trace, tree: &Tree, root: usize) -> Vec<(usize, u64, u6
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::trace_model::{Span, SpanKind, Status};
+    use crate::model::{Span, SpanKind, Status};
+    use crate::TraceId;
 
     /// A span named `name`, of `service`, child of `parent`, from `start` to
     /// `end` ms after an arbitrary epoch (times in the model are µs).
@@ -339,7 +340,7 @@ pub(crate) mod tests {
 
     pub(crate) fn trace(spans: Vec<Span>) -> Trace {
         Trace {
-            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            trace_id: TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736),
             spans,
         }
     }

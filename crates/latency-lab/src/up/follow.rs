@@ -1,0 +1,147 @@
+//! Following the traces that arrive in the embedded receiver: the spans one
+//! demo request makes, a trace once its spans stop arriving, and every new
+//! trace once it has been quiet.
+//!
+//! The receiver names traces by text; here they become [`TraceId`]s as they
+//! come out of it ([`collected_trace_id`], [`known_traces`]), so `up`
+//! compares and prints one form only.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use otlp_receiver::{CollectedSpan, RunningReceiver};
+use tokio::sync::broadcast;
+use trace_view::model::collected_trace_id;
+use trace_view::TraceId;
+
+use super::view::TraceView;
+
+/// A trace is printed once no span of it has arrived for this long.
+const QUIET: Duration = Duration::from_millis(1500);
+
+/// Spans one profile request produces across the three services.
+const DEMO_SPANS: usize = 7;
+
+/// How long the demo waits for a request's spans.
+const DEMO_WAIT: Duration = Duration::from_secs(30);
+
+/// The traces the receiver holds now (their later spans are not a new
+/// request's).
+pub(super) fn known_traces(receiver: &RunningReceiver) -> HashSet<TraceId> {
+    receiver
+        .store()
+        .trace_ids()
+        .iter()
+        .filter_map(|id| TraceId::parse(id).ok())
+        .collect()
+}
+
+/// The spans of one demo request, by trace in order of arrival.
+///
+/// Whatever the mode, one profile request makes seven spans: aggregator
+/// server + 2 clients + 2 downstream servers + 2 db spans — in one trace, or
+/// (unlinked) spread over three.
+pub(super) async fn request_traces(
+    batches: &mut broadcast::Receiver<Vec<CollectedSpan>>,
+    known: &HashSet<TraceId>,
+) -> anyhow::Result<Vec<Vec<CollectedSpan>>> {
+    let spans = new_spans(batches, known, DEMO_SPANS).await?;
+    let mut traces: Vec<(TraceId, Vec<CollectedSpan>)> = Vec::new();
+    for span in spans {
+        let Some(id) = collected_trace_id(&span) else {
+            continue;
+        };
+        match traces.iter_mut().find(|(t, _)| *t == id) {
+            Some((_, group)) => group.push(span),
+            None => traces.push((id, vec![span])),
+        }
+    }
+    Ok(traces.into_iter().map(|(_, spans)| spans).collect())
+}
+
+/// The spans of a trace once they stop arriving (at most [`DEMO_WAIT`]).
+pub(super) async fn settled_trace(
+    receiver: &RunningReceiver,
+    trace_id: TraceId,
+) -> Option<Vec<CollectedSpan>> {
+    let store = receiver.store();
+    let trace_id = trace_id.to_string();
+    let deadline = Instant::now() + DEMO_WAIT;
+    store.wait_for_trace(&trace_id, 1, DEMO_WAIT).await.ok()?;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        let spans = store.trace(&trace_id);
+        if !spans.is_empty() && spans.len() == seen {
+            return Some(spans);
+        }
+        seen = spans.len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    Some(store.trace(&trace_id)).filter(|s| !s.is_empty())
+}
+
+/// Collects, from the store's live feed, `n` spans of traces not in `known`.
+async fn new_spans(
+    batches: &mut broadcast::Receiver<Vec<CollectedSpan>>,
+    known: &HashSet<TraceId>,
+    n: usize,
+) -> anyhow::Result<Vec<CollectedSpan>> {
+    let mut spans = Vec::new();
+    let deadline = tokio::time::Instant::now() + DEMO_WAIT;
+    while spans.len() < n {
+        match tokio::time::timeout_at(deadline, batches.recv()).await {
+            Ok(Ok(batch)) => spans.extend(
+                batch
+                    .into_iter()
+                    .filter(|s| collected_trace_id(s).is_some_and(|id| !known.contains(&id))),
+            ),
+            Ok(Err(broadcast::error::RecvError::Lagged(missed))) => {
+                bail!("missed {missed} span batches (the machine is overloaded)")
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => bail!("the receiver stopped"),
+            Err(_) => bail!("{} of {n} spans within {DEMO_WAIT:?}", spans.len()),
+        }
+    }
+    Ok(spans)
+}
+
+/// Prints each trace once it has been quiet for [`QUIET`].
+pub(super) async fn follow_new_traces(receiver: &RunningReceiver, view: &mut TraceView) {
+    let store = receiver.store();
+    let mut updates = store.subscribe();
+    let mut last_seen: HashMap<TraceId, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            batch = updates.recv() => {
+                // A lagged feed only delays printing: the store has the spans.
+                if let Ok(batch) = batch {
+                    for id in batch.iter().filter_map(collected_trace_id) {
+                        if !view.printed.contains(&id) {
+                            last_seen.insert(id, Instant::now());
+                        }
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let ready: Vec<TraceId> = last_seen
+                    .iter()
+                    .filter(|(_, t)| t.elapsed() >= QUIET)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ready {
+                    last_seen.remove(&id);
+                    let spans = store.trace(&id.to_string());
+                    if spans.is_empty() {
+                        // Evicted before it was printed: counted as dropped.
+                        view.printed.insert(id);
+                    } else {
+                        view.show(&spans);
+                    }
+                }
+                view.report_dropped(Some(receiver));
+            }
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! `latency-lab up`: the whole suite on one machine, no Docker, no collector.
+//!
+//! Starts the three services as real child processes (this same binary,
+//! re-executed as `serve <service>`), so every hop is a real HTTP hop and
+//! every service exports under its own `service.name`. Spans go to the
+//! embedded OTLP receiver (or to `--otlp-endpoint`); each trace is printed
+//! as a waterfall once it is complete, and saved as Jaeger JSON.
+//!
+//! * [`args`]: the flags.
+//! * this module: the session — start, demo, `--load`, follow, stop.
+//! * [`follow`]: which spans and traces arrived, and when a trace is complete.
+//! * [`view`]: printing and saving each trace once.
+//! * [`children`]: the child processes and the signals that stop them.
+
+mod args;
+mod children;
+mod follow;
+mod view;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use otlp_receiver::{ReceiverConfig, RunningReceiver};
+use trace_view::TraceId;
+
+use crate::load;
+pub use args::UpArgs;
+use children::{Children, Stop};
+use follow::{follow_new_traces, known_traces, request_traces, settled_trace};
+use view::{plural, TraceView};
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Take over Ctrl-C and SIGTERM before anything starts: from here on they
+    // stop the children and end cleanly instead of killing only this process.
+    let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
+    let display = args.display.resolve();
+    let receiver = match &args.otlp_endpoint {
+        Some(_) => None,
+        None => Some(
+            otlp_receiver::start(ReceiverConfig {
+                grpc_addr: args.otlp_grpc,
+                http_addr: args.otlp_http,
+                max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
+            })
+            .await
+            .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?,
+        ),
+    };
+    if receiver.is_some() {
+        std::fs::create_dir_all(&args.traces_dir).with_context(|| {
+            format!(
+                "cannot create the traces folder {} (choose another with --traces-dir)",
+                args.traces_dir.display()
+            )
+        })?;
+    }
+    let endpoint = match (&args.otlp_endpoint, &receiver) {
+        (Some(e), _) => e.clone(),
+        (None, Some(r)) => r.grpc_endpoint(),
+        (None, None) => unreachable!("a receiver is started when no endpoint is given"),
+    };
+
+    let mut children = Children::default();
+    let mut view = TraceView::new(args.traces_dir.clone(), display, args.max_traces);
+    let result = tokio::select! {
+        result = session(&args, &endpoint, &mut children, receiver.as_ref(), &mut view) => result,
+        _ = stop.wait() => {
+            println!("\nstopping…");
+            Ok(())
+        }
+    };
+
+    children.stop().await;
+    if let Some(r) = receiver {
+        let dropped = r.store().dropped_traces();
+        println!(
+            "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
+            plural(view.saved, "trace"),
+            view.dir.display(),
+        );
+        if dropped > 0 {
+            println!(
+                "{} dropped from memory (the oldest first; --max-traces {})",
+                plural(dropped as usize, "trace"),
+                args.max_traces
+            );
+        }
+        r.shutdown().await;
+    }
+    result
+}
+
+/// Starts the services, sends the demo requests, then follows new traces
+/// (unless `--demo-only`). Runs until it fails or is cancelled.
+async fn session(
+    args: &UpArgs,
+    endpoint: &str,
+    children: &mut Children,
+    receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
+) -> anyhow::Result<()> {
+    let user_latency = args.user_latency.to_string();
+    let order_latency = args.order_latency.to_string();
+    let users = children
+        .start(
+            "user-service",
+            &[
+                "--listen",
+                &args.user_service.to_string(),
+                "--latency",
+                &user_latency,
+            ],
+            endpoint,
+        )
+        .await?;
+    let orders = children
+        .start(
+            "order-service",
+            &[
+                "--listen",
+                &args.order_service.to_string(),
+                "--latency",
+                &order_latency,
+            ],
+            endpoint,
+        )
+        .await?;
+    let aggregator = children
+        .start(
+            "profile-aggregator",
+            &[
+                "--listen",
+                &args.aggregator.to_string(),
+                "--user-service-url",
+                &users,
+                "--order-service-url",
+                &orders,
+            ],
+            endpoint,
+        )
+        .await?;
+    println!();
+    println!("latency-lab is up:");
+    println!("  profile-aggregator  {aggregator}   (GET /user-profile/{{id}}?mode=sequential|concurrent|unlinked)");
+    println!("  user-service        {users}");
+    println!("  order-service       {orders}");
+    println!("  spans               {endpoint}");
+    if receiver.is_some() {
+        println!("  traces saved in     {}", args.traces_dir.display());
+    }
+    println!();
+    println!("try:  curl '{aggregator}/user-profile/42?mode=concurrent'");
+    println!();
+
+    if !args.no_demo {
+        demo(args, &aggregator, receiver, view).await?;
+    }
+    if let Some(requests) = args.load {
+        load_each_mode(args, &aggregator, receiver, view, requests).await?;
+    }
+    if args.demo_only {
+        return Ok(());
+    }
+    match receiver {
+        Some(r) => {
+            println!("waiting for requests; each trace is printed when complete (Ctrl-C stops)");
+            follow_new_traces(r, view).await;
+            Ok(())
+        }
+        None => {
+            println!("spans go to {endpoint} (Ctrl-C stops)");
+            std::future::pending().await
+        }
+    }
+}
+
+/// One request per demo mode, each trace printed as soon as its spans are in.
+async fn demo(
+    args: &UpArgs,
+    aggregator: &str,
+    receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let mut trace_ids = Vec::new();
+    for mode in &args.demo_modes {
+        // Subscribe before the request so no span of it can slip past; spans
+        // of traces already known (late ones of an earlier request) are not
+        // this request's.
+        let mut batches = receiver.map(|r| r.store().subscribe());
+        let known: HashSet<TraceId> = receiver.map(known_traces).unwrap_or_default();
+        let url = format!("{aggregator}/user-profile/42?mode={mode}");
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("demo response is not JSON")?;
+        if !status.is_success() {
+            bail!("demo request {url} failed with {status}: {body}");
+        }
+        // `null` when the aggregator's span is not sampled.
+        let trace_id = body["trace_id"]
+            .as_str()
+            .and_then(|id| TraceId::parse(id).ok());
+        println!(
+            "{mode} request: {} ms, trace {}",
+            body["timing"]["total_ms"],
+            trace_id.map(|id| id.to_string()).unwrap_or_default()
+        );
+        trace_ids.extend(trace_id);
+        let Some(batches) = batches.as_mut() else {
+            continue;
+        };
+        let traces = request_traces(batches, &known)
+            .await
+            .context("the demo request's spans did not arrive")?;
+        if traces.len() > 1 {
+            println!("one request, {} traces:", traces.len());
+        }
+        for spans in traces {
+            view.show(&spans);
+        }
+        view.report_dropped(receiver);
+    }
+    if receiver.is_none() {
+        if let Some(id) = trace_ids.first() {
+            println!();
+            println!(
+                "the spans went to {}: look the traces up there, e.g. latency-lab trace {id} --jaeger <Jaeger UI URL>",
+                args.otlp_endpoint.as_deref().unwrap_or("the external endpoint")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--load N`: N requests per demo mode; the distribution of each, and the
+/// trace of its slowest request — the tail made concrete.
+async fn load_each_mode(
+    args: &UpArgs,
+    aggregator: &str,
+    receiver: Option<&RunningReceiver>,
+    view: &mut TraceView,
+    requests: u64,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("cannot build an HTTP client")?;
+    let shape = load::LoadShape {
+        requests,
+        concurrency: args.load_concurrency,
+        request_timeout: Duration::from_secs(30),
+    };
+    for mode in &args.demo_modes {
+        let url = reqwest::Url::parse(&format!("{aggregator}/user-profile/42?mode={mode}"))
+            .context("the aggregator's URL")?;
+        let report = load::run(&client, &url, &[], &shape).await;
+        let title = format!("{mode}, {} in flight", shape.concurrency);
+        print!("{}", load::render(&report, &title, view.display.width));
+        // Their traces are summed up above, not printed one by one.
+        view.printed.extend(report.trace_ids.iter().copied());
+        match (&report.slowest, receiver) {
+            (Some((latency, Some(trace_id))), Some(r)) => {
+                println!(
+                    "  the slowest request ({}):",
+                    load::format_duration(*latency)
+                );
+                match settled_trace(r, *trace_id).await {
+                    Some(spans) => view.show(&spans),
+                    None => println!("  (its spans did not arrive; trace {trace_id})\n"),
+                }
+            }
+            (Some((latency, Some(trace_id))), None) => println!(
+                "  the slowest request ({}): trace {trace_id}\n",
+                load::format_duration(*latency)
+            ),
+            _ => println!(),
+        }
+        view.report_dropped(receiver);
+    }
+    Ok(())
+}

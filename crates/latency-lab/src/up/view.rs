@@ -1,0 +1,71 @@
+//! How `up` shows the traces it receives: each printed once as a waterfall
+//! and saved as Jaeger JSON, and a word when the bounded store drops some.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use otlp_receiver::{CollectedSpan, RunningReceiver};
+use trace_view::terminal::Display;
+use trace_view::{jaeger_json, waterfall, Trace, TraceId};
+
+/// Prints traces as waterfalls and saves each as Jaeger JSON.
+pub(super) struct TraceView {
+    pub(super) dir: PathBuf,
+    pub(super) display: Display,
+    /// Trace ids already shown: each trace is printed once.
+    pub(super) printed: HashSet<TraceId>,
+    pub(super) saved: usize,
+    dropped_reported: u64,
+    max_traces: u64,
+}
+
+impl TraceView {
+    pub(super) fn new(dir: PathBuf, display: Display, max_traces: u64) -> Self {
+        TraceView {
+            dir,
+            display,
+            printed: HashSet::new(),
+            saved: 0,
+            dropped_reported: 0,
+            max_traces,
+        }
+    }
+
+    pub(super) fn show(&mut self, spans: &[CollectedSpan]) {
+        let Some(trace) = Trace::from_collected(spans) else {
+            return;
+        };
+        self.printed.insert(trace.trace_id);
+        print!(
+            "{}",
+            waterfall::render(&trace, self.display.width, self.display.colour)
+        );
+        match jaeger_json::save(&self.dir, &trace) {
+            Ok(path) => {
+                self.saved += 1;
+                println!("saved as {}", path.display());
+            }
+            Err(e) => eprintln!("warning: the trace was not saved: {e}"),
+        }
+        println!();
+    }
+
+    /// Says so when the bounded store has dropped more traces since last time.
+    pub(super) fn report_dropped(&mut self, receiver: Option<&RunningReceiver>) {
+        let Some(dropped) = receiver.map(|r| r.store().dropped_traces()) else {
+            return;
+        };
+        if dropped > self.dropped_reported {
+            self.dropped_reported = dropped;
+            println!(
+                "the trace store is full: {} dropped so far, the oldest first (it keeps {}; see --max-traces)",
+                plural(dropped as usize, "trace"),
+                self.max_traces
+            );
+        }
+    }
+}
+
+pub(super) fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
