@@ -109,6 +109,7 @@ fn terminate(pid: u32) {
     let Ok(pid) = i32::try_from(pid) else { return };
     // SAFETY: kill(2) has no memory-safety preconditions; the pid is one of
     // our own children that has not been reaped yet.
+    #[allow(unsafe_code)]
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }

@@ -67,6 +67,7 @@ impl Drop for KillGroupOnPanic {
             if let Ok(group) = i32::try_from(self.0) {
                 // SAFETY: kill(2) has no memory-safety preconditions; the
                 // group is the one `up` was started in.
+                #[allow(unsafe_code)]
                 unsafe {
                     libc::kill(-group, libc::SIGKILL);
                 }
