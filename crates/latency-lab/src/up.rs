@@ -20,7 +20,7 @@ use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::broadcast;
 
-use service_kit::latency::LatencySpec;
+use mock_db::latency::LatencySpec;
 
 use crate::jaeger_json;
 use crate::load;

@@ -1,7 +1,7 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use service_kit::simulated::SimulatedQuery;
+use mock_db::simulated::SimulatedQuery;
 use service_kit::user_id::parse_user_id;
 use service_kit::ApiError;
 

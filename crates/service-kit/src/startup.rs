@@ -121,24 +121,3 @@ fn announce(name: &str, addr: SocketAddr) {
     let _ = writeln!(out, "{name} listening on http://{addr}");
     let _ = out.flush();
 }
-
-/// Runs a mock service: checks its settings, serves `router(mock)` and, on
-/// Ctrl-C/SIGTERM, also releases the requests the mock holds (hung or queued
-/// for a connection) so they never delay the exit. Both mocks start this way.
-pub async fn serve_mock(
-    name: crate::mock::MockName,
-    listen: SocketAddr,
-    log_format: LogFormat,
-    settings: crate::mock::MockSettings,
-    router: impl FnOnce(crate::mock::Mock) -> Router,
-) -> Result<(), ServeError> {
-    let mock =
-        crate::mock::Mock::new(name, settings).map_err(|e| ServeError::Build(e.to_string()))?;
-    let shutdown = mock.shutdown_token();
-    let service = Service {
-        name: name.service,
-        listen,
-        log_format,
-    };
-    serve_until(service, shutdown, move || Ok(router(mock))).await
-}

@@ -6,10 +6,10 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::Parser;
+use mock_db::latency::{FaultRates, LatencySpec, Probability};
+use mock_db::mock::{Mock, MockSettings};
 use service_kit::cli::{parse_duration, CommonArgs};
-use service_kit::latency::{FaultRates, LatencySpec, Probability};
-use service_kit::mock::MockSettings;
-use service_kit::ServeError;
+use service_kit::{ServeError, Service};
 
 use crate::Config;
 
@@ -59,13 +59,19 @@ impl Args {
             db_pool_size: self.db_pool_size,
             max_delay: self.max_delay,
         };
-        service_kit::serve_mock(
-            crate::NAME,
-            self.listen,
-            self.common.log_format,
-            settings,
-            |mock| crate::router(Config { mock }),
-        )
+        let mock =
+            Mock::new(crate::NAME, settings).map_err(|e| ServeError::Build(e.to_string()))?;
+        // Ctrl-C/SIGTERM also releases the requests the mock holds (hung or
+        // queued for a connection), so they never delay the exit.
+        let shutdown = mock.shutdown_token();
+        let service = Service {
+            name: crate::NAME.service,
+            listen: self.listen,
+            log_format: self.common.log_format,
+        };
+        service_kit::serve_until(service, shutdown, move || {
+            Ok(crate::router(Config { mock }))
+        })
         .await
     }
 }

@@ -11,7 +11,7 @@ mod routes;
 
 use std::time::Duration;
 
-use service_kit::mock::{Mock, MockName, MockSettings, SettingsError};
+use mock_db::mock::{Mock, MockName, MockSettings, SettingsError};
 
 pub use data::User;
 
