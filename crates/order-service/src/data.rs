@@ -1,16 +1,7 @@
 //! Deterministic fake orders.
 
-use serde::{Deserialize, Serialize};
+use profile_contract::Order;
 use service_kit::user_id::mix;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Order {
-    pub order_id: String,
-    pub user_id: u64,
-    pub item: String,
-    pub quantity: u32,
-    pub total_cents: u64,
-}
 
 const ITEMS: [(&str, u64); 8] = [
     ("mechanical keyboard", 8900),
@@ -23,24 +14,22 @@ const ITEMS: [(&str, u64); 8] = [
     ("laptop stand", 2900),
 ];
 
-impl Order {
-    /// The same user always has the same 0 to 4 orders.
-    pub fn for_user(user_id: u64) -> Vec<Order> {
-        let seed = mix(user_id ^ 0x6f72_6465_7273);
-        let count = seed % 5;
-        (0..count)
-            .map(|n| {
-                let r = mix(seed.wrapping_add(n));
-                let (item, price) = ITEMS[(r % ITEMS.len() as u64) as usize];
-                let quantity = 1 + ((r >> 8) % 3) as u32;
-                Order {
-                    order_id: format!("ord-{user_id}-{}", n + 1),
-                    user_id,
-                    item: item.to_owned(),
-                    quantity,
-                    total_cents: price * u64::from(quantity),
-                }
-            })
-            .collect()
-    }
+/// The same user always has the same 0 to 4 orders.
+pub fn fake_orders(user_id: u64) -> Vec<Order> {
+    let seed = mix(user_id ^ 0x6f72_6465_7273);
+    let count = seed % 5;
+    (0..count)
+        .map(|n| {
+            let r = mix(seed.wrapping_add(n));
+            let (item, price) = ITEMS[(r % ITEMS.len() as u64) as usize];
+            let quantity = 1 + ((r >> 8) % 3) as u32;
+            Order {
+                order_id: format!("ord-{user_id}-{}", n + 1),
+                user_id,
+                item: item.to_owned(),
+                quantity,
+                total_cents: price * u64::from(quantity),
+            }
+        })
+        .collect()
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use mock_db::mock::{Mock, MockName, MockSettings, SettingsError};
 
-pub use data::Order;
+pub use data::fake_orders;
+pub use profile_contract::Order;
 
 /// Default simulated database latency.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(200);

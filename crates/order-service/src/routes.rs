@@ -5,7 +5,7 @@ use mock_db::simulated::SimulatedQuery;
 use service_kit::user_id::parse_user_id;
 use service_kit::ApiError;
 
-use crate::{Config, Order};
+use crate::{fake_orders, Config, Order};
 
 const LOOKUP: SimulatedQuery = SimulatedQuery {
     operation: "SELECT",
@@ -25,5 +25,5 @@ async fn list_orders(
 ) -> Result<Json<Vec<Order>>, ApiError> {
     let id = parse_user_id(&raw_id)?;
     config.mock.query(LOOKUP).await?;
-    Ok(Json(Order::for_user(id)))
+    Ok(Json(fake_orders(id)))
 }

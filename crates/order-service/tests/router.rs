@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use order_service::{router, Config, Order};
+use order_service::{fake_orders, router, Config, Order};
 use tower::ServiceExt;
 
 fn app() -> axum::Router {
@@ -31,7 +31,7 @@ async fn orders_are_deterministic_lists() {
         let (status, body) = get(&format!("/users/{id}/orders")).await;
         assert_eq!(status, StatusCode::OK);
         let orders: Vec<Order> = serde_json::from_value(body).unwrap();
-        assert_eq!(orders, Order::for_user(id));
+        assert_eq!(orders, fake_orders(id));
         assert!(orders
             .iter()
             .all(|o| o.user_id == id && o.quantity >= 1 && o.total_cents > 0));

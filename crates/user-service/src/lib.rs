@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use mock_db::mock::{Mock, MockName, MockSettings, SettingsError};
 
-pub use data::User;
+pub use data::fake_user;
+pub use profile_contract::User;
 
 /// Default simulated database latency.
 pub const DEFAULT_LATENCY: Duration = Duration::from_millis(100);

@@ -5,7 +5,7 @@ use mock_db::simulated::SimulatedQuery;
 use service_kit::user_id::parse_user_id;
 use service_kit::ApiError;
 
-use crate::{Config, User};
+use crate::{fake_user, Config, User};
 
 const LOOKUP: SimulatedQuery = SimulatedQuery {
     operation: "SELECT",
@@ -26,5 +26,5 @@ async fn get_user(
     // Validate before "querying": a bad id costs no database time.
     let id = parse_user_id(&raw_id)?;
     config.mock.query(LOOKUP).await?;
-    Ok(Json(User::for_id(id)))
+    Ok(Json(fake_user(id)))
 }

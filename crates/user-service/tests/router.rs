@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use user_service::{router, Config, User};
+use user_service::{fake_user, router, Config, User};
 
 fn app() -> axum::Router {
     router(Config::fixed(Duration::from_millis(1)))
@@ -29,9 +29,9 @@ async fn known_users_are_deterministic() {
     let (status, body) = get("/users/42").await;
     assert_eq!(status, StatusCode::OK);
     let user: User = serde_json::from_value(body).unwrap();
-    assert_eq!(user, User::for_id(42));
+    assert_eq!(user, fake_user(42));
     assert_eq!(user.id, 42);
-    assert_ne!(User::for_id(42), User::for_id(43));
+    assert_ne!(fake_user(42), fake_user(43));
 }
 
 #[tokio::test]
