@@ -1,4 +1,4 @@
-//! Deterministic fake orders.
+//! Deterministic fake orders: what the order service answers.
 
 use profile_contract::Order;
 use service_kit::user_id::mix;

@@ -1,4 +1,4 @@
-//! Deterministic fake users.
+//! Deterministic fake users: what the user service answers.
 
 use profile_contract::User;
 use service_kit::user_id::mix;
