@@ -128,7 +128,7 @@ impl Flags {
             listen: self.listen,
             log_format: self.common.log_format,
         };
-        service_kit::serve_until(service, shutdown, move || Ok(crate::router(spec, mock))).await
+        service_kit::run_until(service, shutdown, move || Ok(crate::router(spec, mock))).await
     }
 }
 

@@ -2,7 +2,10 @@
 //! holds only what makes it different: its routes and its data. The mocks'
 //! simulated database is a crate of its own, `mock-db`.
 //!
-//! - [`startup`]: telemetry, bind, serve, graceful shutdown, flush.
+//! - [`startup`]: build the router, bind, serve, graceful shutdown; a
+//!   process composes them with telemetry and the final flush.
+//! - [`readiness`]: the `<name> listening on http://<addr>` line, written
+//!   and parsed in one place.
 //! - [`error`]: the JSON error body and its status codes.
 //! - [`user_id`]: the user ids the services understand, and the seed the
 //!   mocks' fake data grows from.
@@ -10,8 +13,9 @@
 
 pub mod cli;
 pub mod error;
+pub mod readiness;
 pub mod startup;
 pub mod user_id;
 
 pub use error::ApiError;
-pub use startup::{serve, serve_until, ServeError, Service};
+pub use startup::{bind, run, run_until, serve, ServeError, Service};
