@@ -9,8 +9,11 @@
 //! - [`error`]: the JSON error body and its status codes.
 //! - [`user_id`]: the user ids the services understand, and the seed the
 //!   mocks' fake data grows from.
+//! - [`child`]: services as child processes — start, wait for readiness,
+//!   stop with SIGTERM and a deadline — for `latency-lab up` and the tests.
 //! - [`cli`]: flags every service accepts.
 
+pub mod child;
 pub mod cli;
 pub mod error;
 pub mod readiness;
