@@ -15,14 +15,16 @@ fn script(service: &str, body: &str) -> ServiceCommand {
 const SERVES: &str = "echo starting; echo \"$NAME listening on http://127.0.0.1:$PORT\"; \
                       while true; do echo chatter; sleep 0.01; done";
 
+/// A stand-in service that announces `service` on `port`.
+fn serving(service: &str, port: &str) -> ServiceCommand {
+    script(service, SERVES)
+        .env("NAME", service)
+        .env("PORT", port)
+}
+
 #[tokio::test]
 async fn waits_for_the_readiness_line_and_stops_with_sigterm() {
-    let child = script("fake", SERVES)
-        .env("NAME", "fake")
-        .env("PORT", "4321")
-        .start()
-        .await
-        .unwrap();
+    let child = serving("fake", "4321").start().await.unwrap();
     assert_eq!(child.service(), "fake");
     assert_eq!(child.url(), "http://127.0.0.1:4321");
     assert_eq!(child.addr().port(), 4321);
@@ -81,10 +83,7 @@ async fn a_child_that_ignores_sigterm_is_killed_after_the_deadline() {
 async fn children_stop_in_start_order_each_reported() {
     let mut children = Children::default();
     for (name, port) in [("first", "1"), ("second", "2"), ("third", "3")] {
-        let child = children
-            .start(script(name, SERVES).env("NAME", name).env("PORT", port))
-            .await
-            .unwrap();
+        let child = children.start(serving(name, port)).await.unwrap();
         assert_eq!(child.url(), format!("http://127.0.0.1:{port}"));
     }
     let pids: Vec<u32> = children.iter().map(|c| c.pid()).collect();
@@ -107,12 +106,7 @@ async fn children_stop_in_start_order_each_reported() {
 
 #[tokio::test]
 async fn stopping_with_sigint_and_signalling_a_group() {
-    let child = script("interrupted", SERVES)
-        .env("NAME", "interrupted")
-        .env("PORT", "9")
-        .start()
-        .await
-        .unwrap();
+    let child = serving("interrupted", "9").start().await.unwrap();
     let stopped = child
         .stop_with(Signal::Interrupt, Duration::from_secs(10))
         .await
