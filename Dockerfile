@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
 # One image with every latency-lab service binary:
-#   user-service, order-service, profile-aggregator and latency-lab.
+#   user-service, order-service (both from the mock-service package), profile-aggregator
+#   and latency-lab.
 # No ENTRYPOINT/CMD picks a service: the caller names the binary, e.g.
 #   docker run --rm latency-lab:local user-service --listen 0.0.0.0:5001
 # (docker-compose.yml does this for each service).
@@ -31,9 +32,9 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN set -eux; \
     bins="user-service order-service profile-aggregator latency-lab"; \
-    packages=""; \
-    for bin in $bins; do packages="$packages --package $bin"; done; \
-    cargo build --release --locked $packages; \
+    targets=""; \
+    for bin in $bins; do targets="$targets --bin $bin"; done; \
+    cargo build --release --locked --workspace $targets; \
     mkdir -p /out; \
     for bin in $bins; do cp "target/release/$bin" /out/; done
 

@@ -38,10 +38,10 @@ enum Command {
 enum Service {
     /// Mock user service: GET /users/{id}.
     #[command(name = "user-service")]
-    User(user_service::cli::Args),
+    User(mock_service::cli::Args<mock_service::UserService>),
     /// Mock order service: GET /users/{id}/orders.
     #[command(name = "order-service")]
-    Order(order_service::cli::Args),
+    Order(mock_service::cli::Args<mock_service::OrderService>),
     /// The profile aggregator: GET /user-profile/{id}.
     #[command(name = "profile-aggregator")]
     Aggregator(profile_aggregator::cli::Args),

@@ -231,7 +231,7 @@ impl Args {
             listen: self.listen,
             log_format: self.common.log_format,
         };
-        service_kit::serve(service, move || {
+        service_kit::run(service, move || {
             crate::router(config).map_err(|e| ServeError::Build(e.to_string()))
         })
         .await

@@ -11,9 +11,8 @@ use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use order_service::Order;
+use profile_contract::{Order, User};
 use serde::{Deserialize, Serialize};
-use user_service::User;
 
 use crate::downstream::{Downstream, Timed};
 use crate::query::{ProfileQuery, RequestSettings};

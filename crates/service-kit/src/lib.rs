@@ -1,22 +1,24 @@
 //! Plumbing shared by the three latency-lab services, so each service crate
-//! holds only what makes it different: its routes and its data.
+//! holds only what makes it different: its routes and its data. The mocks'
+//! simulated database is a crate of its own, `mock-db`.
 //!
-//! - [`startup`]: telemetry, bind, serve, graceful shutdown, flush.
+//! - [`startup`]: build the router, bind, serve, graceful shutdown; a
+//!   process composes them with telemetry and the final flush.
+//! - [`readiness`]: the `<name> listening on http://<addr>` line, written
+//!   and parsed in one place.
 //! - [`error`]: the JSON error body and its status codes.
-//! - [`simulated`]: the mocks' "database" query, as an INTERNAL span.
-//! - [`latency`]: latency specs (`lognormal(median=80ms,p99=900ms)`, …),
-//!   sampling, fault rates.
-//! - [`mock`]: what a mock does per request — baggage overrides, limits, the
-//!   connection pool, injected faults.
+//! - [`user_id`]: the user ids the services understand, and the seed the
+//!   mocks' fake data grows from.
+//! - [`child`]: services as child processes — start, wait for readiness,
+//!   stop with SIGTERM and a deadline — for `latency-lab up` and the tests.
 //! - [`cli`]: flags every service accepts.
 
+pub mod child;
 pub mod cli;
 pub mod error;
-pub mod latency;
-pub mod mock;
-pub mod simulated;
+pub mod readiness;
 pub mod startup;
 pub mod user_id;
 
 pub use error::ApiError;
-pub use startup::{serve, serve_mock, serve_until, ServeError, Service};
+pub use startup::{bind, run, run_until, serve, ServeError, Service};

@@ -1,11 +1,16 @@
-//! Start-up and shutdown of a service process.
+//! Start-up and shutdown of a service process, from small pieces:
+//! build the router, [`bind`] a listener, hand both to [`serve`] — the
+//! layout of mini-redis, Zero To Production and the axum examples, so a
+//! test can serve a router in process on port 0 exactly as a process does.
 //!
-//! Order matters: telemetry first (so start-up errors are logged and the
-//! propagator is installed before the first request), then bind, then
-//! announce readiness on stdout, serve until Ctrl-C/SIGTERM, and finally
-//! flush the spans of the last requests.
+//! [`run_until`] composes them for a process, and order matters: telemetry
+//! first (so start-up errors are logged and the propagator is installed
+//! before the first request), then build the router (it may create the
+//! traced client), bind, announce readiness on stdout
+//! ([`crate::readiness`]), serve until Ctrl-C/SIGTERM, and finally flush
+//! the spans of the last requests.
 
-use std::io::Write;
+use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -14,7 +19,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// What a service tells [`serve`] about itself.
+/// What a service tells [`run`] about itself.
 pub struct Service {
     /// Default `service.name` (`OTEL_SERVICE_NAME` overrides it).
     pub name: &'static str,
@@ -53,26 +58,49 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Runs a service until Ctrl-C or SIGTERM. `build` is called after telemetry
-/// is initialised, because building the router may create the traced client.
+/// Binds a listener (port 0 picks a free port: ask the listener which).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then waits for
+/// the requests in flight (graceful). Handlers may extract the peer's
+/// address (`ConnectInfo<SocketAddr>`).
+pub async fn serve<F>(listener: TcpListener, router: Router, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Runs a service process until Ctrl-C or SIGTERM. `build` is called after
+/// telemetry is initialised, because building the router may create the
+/// traced client.
 ///
-/// Prints one line on stdout once the socket is bound —
-/// `<name> listening on http://<addr>` — which tests and the all-in-one
-/// runner wait for (they start services on port 0).
-pub async fn serve<F>(service: Service, build: F) -> Result<(), ServeError>
+/// Once the socket is bound, prints the readiness line on stdout
+/// ([`crate::readiness`]), which tests and the all-in-one runner wait for
+/// (they start services on port 0).
+pub async fn run<F>(service: Service, build: F) -> Result<(), ServeError>
 where
     F: FnOnce() -> Result<Router, ServeError>,
 {
-    serve_until(service, CancellationToken::new(), build).await
+    run_until(service, CancellationToken::new(), build).await
 }
 
-/// [`serve`], plus a token that is cancelled when the shutdown signal
+/// [`run`], plus a token that is cancelled when the shutdown signal
 /// arrives (and that stops the server when cancelled by anyone else).
 ///
 /// Graceful shutdown waits for every request in flight; a handler that may
 /// wait without bound (a mock's injected hang) watches this token, so a
 /// hung request can never keep the process from exiting.
-pub async fn serve_until<F>(
+pub async fn run_until<F>(
     service: Service,
     shutdown: CancellationToken,
     build: F,
@@ -85,22 +113,12 @@ where
 
     let result = async {
         let router = build()?;
-        let listener =
-            TcpListener::bind(service.listen)
-                .await
-                .map_err(|source| ServeError::Bind {
-                    addr: service.listen,
-                    source,
-                })?;
+        let listener = bind(service.listen).await?;
         let local = listener.local_addr()?;
-        announce(&config.service_name, local);
+        crate::readiness::announce(&config.service_name, local);
         tracing::info!(address = %local, "{} ready", config.service_name);
 
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        serve(listener, router, async move {
             tokio::select! {
                 () = telemetry::shutdown_signal() => shutdown.cancel(),
                 () = shutdown.cancelled() => {}
@@ -114,31 +132,4 @@ where
 
     guard.shutdown().await;
     result
-}
-
-fn announce(name: &str, addr: SocketAddr) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{name} listening on http://{addr}");
-    let _ = out.flush();
-}
-
-/// Runs a mock service: checks its settings, serves `router(mock)` and, on
-/// Ctrl-C/SIGTERM, also releases the requests the mock holds (hung or queued
-/// for a connection) so they never delay the exit. Both mocks start this way.
-pub async fn serve_mock(
-    name: crate::mock::MockName,
-    listen: SocketAddr,
-    log_format: LogFormat,
-    settings: crate::mock::MockSettings,
-    router: impl FnOnce(crate::mock::Mock) -> Router,
-) -> Result<(), ServeError> {
-    let mock =
-        crate::mock::Mock::new(name, settings).map_err(|e| ServeError::Build(e.to_string()))?;
-    let shutdown = mock.shutdown_token();
-    let service = Service {
-        name: name.service,
-        listen,
-        log_format,
-    };
-    serve_until(service, shutdown, move || Ok(router(mock))).await
 }

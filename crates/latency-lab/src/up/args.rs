@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use service_kit::latency::LatencySpec;
+use mock_db::latency::LatencySpec;
 use trace_view::terminal::DisplayArgs;
 
 #[derive(Debug, Clone, Args)]

@@ -1,10 +1,11 @@
 //! `latency-lab load` and `up --load`: a bounded load, its latency
 //! distribution, and the trace of the slowest request.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::common::LAB;
+use service_kit::child::ServiceCommand;
+
+use crate::common::{LAB, WAIT};
 
 fn p50_ms(stdout: &str, title: &str) -> f64 {
     let mut lines = stdout
@@ -85,9 +86,9 @@ fn up_load_measures_each_mode_and_shows_the_slowest_trace() {
     );
 }
 
-#[test]
-fn load_reports_a_distribution_and_fails_when_nothing_answers() {
-    let mut service = Command::new(LAB)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_reports_a_distribution_and_fails_when_nothing_answers() {
+    let service = ServiceCommand::new("user-service", LAB)
         .args([
             "serve",
             "user-service",
@@ -97,15 +98,12 @@ fn load_reports_a_distribution_and_fails_when_nothing_answers() {
             "uniform(5ms,15ms)",
         ])
         .env("OTEL_SDK_DISABLED", "true")
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
+        .ready_within(WAIT)
+        .start()
+        .await
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(service.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let url = service.url();
 
     let output = Command::new(LAB)
         .args([
@@ -119,8 +117,7 @@ fn load_reports_a_distribution_and_fails_when_nothing_answers() {
         .args(["--header", "baggage: latency.user=20ms"])
         .output()
         .unwrap();
-    let _ = service.kill();
-    let _ = service.wait();
+    let _ = service.stop(WAIT).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("answers  200 ×40"), "{stdout}");

@@ -1,15 +1,17 @@
 //! Logs: JSON lines carry the OpenTelemetry ids of the request they belong
 //! to, so a log search can jump to the trace; health probes are not traced.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use crate::common::{traceresponse_ids, Options, Suite, LAB};
+use service_kit::child::{ServiceCommand, Signal};
+use tokio::io::AsyncReadExt;
+
+use crate::common::{traceresponse_ids, Options, Suite, LAB, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_trace_and_span_ids() {
     let dead = crate::common::closed_port_url();
-    let mut child = Command::new(LAB)
+    let mut child = ServiceCommand::new("profile-aggregator", LAB)
         .args([
             "serve",
             "profile-aggregator",
@@ -21,27 +23,28 @@ async fn json_logs_carry_trace_and_span_ids() {
         .args(["--log-format", "json"])
         .env("OTEL_SDK_DISABLED", "true")
         .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .ready_within(WAIT)
+        .start()
+        .await
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let mut logs = child.take_stderr().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        logs.read_to_string(&mut text).await.map(|_| text)
+    });
+    let url = child.url();
 
     let response = reqwest::get(format!("{url}/user-profile/1")).await.unwrap();
     assert_eq!(response.status(), 502);
     let (trace_id, span_id) = traceresponse_ids(&response);
 
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "SIGINT is a clean stop too");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stopped = child.stop_with(Signal::Interrupt, WAIT).await.unwrap();
+    assert!(
+        stopped.status.success() && !stopped.killed,
+        "SIGINT is a clean stop too"
+    );
+    let stderr = logs.await.unwrap().unwrap();
     let lines: Vec<serde_json::Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))

@@ -9,6 +9,7 @@ use std::process::Stdio;
 
 use crate::common::{LAB, WAIT};
 use serde_json::Value;
+use service_kit::child::{self, Signal};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
@@ -64,14 +65,7 @@ struct KillGroupOnPanic(u32);
 impl Drop for KillGroupOnPanic {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            if let Ok(group) = i32::try_from(self.0) {
-                // SAFETY: kill(2) has no memory-safety preconditions; the
-                // group is the one `up` was started in.
-                #[allow(unsafe_code)]
-                unsafe {
-                    libc::kill(-group, libc::SIGKILL);
-                }
-            }
+            let _ = child::send_to_group(self.0, Signal::Kill);
         }
     }
 }
@@ -218,12 +212,8 @@ async fn up_prints_saves_and_follows_traces_until_sigint_then_leaves_no_process(
     .await;
 
     // Ctrl-C: every child stopped, a clean exit.
-    let pid = up.id().expect("up is running").to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let pid = up.id().expect("up is running");
+    child::send(pid, Signal::Interrupt).expect("SIGINT to up");
     let rest = tokio::time::timeout(WAIT, async {
         let mut rest = Vec::new();
         while let Some(line) = lines.next_line().await.unwrap() {

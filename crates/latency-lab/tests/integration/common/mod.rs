@@ -12,12 +12,10 @@ pub mod fault_stub;
 pub mod stub;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use otlp_receiver::{CollectedSpan, ReceiverConfig, RunningReceiver, SpanKind};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use service_kit::child::{ServiceChild, ServiceCommand};
 
 pub const LAB: &str = env!("CARGO_BIN_EXE_latency-lab");
 
@@ -75,63 +73,47 @@ impl Default for Options {
 pub struct ServiceProcess {
     pub name: &'static str,
     pub url: String,
-    child: Child,
+    child: ServiceChild,
 }
 
 impl ServiceProcess {
     /// Starts `latency-lab serve <name> --listen 127.0.0.1:0 <args>` and waits
     /// for the line announcing the bound address.
     pub async fn start(name: &'static str, args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(LAB);
-        cmd.arg("serve")
-            .arg(name)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args);
+        let mut command = ServiceCommand::new(name, LAB)
+            .args(["serve", name, "--listen", "127.0.0.1:0"])
+            .args(args)
+            .ready_within(WAIT);
         for (key, _) in std::env::vars() {
             if key.starts_with("OTEL_") {
-                cmd.env_remove(key);
+                command = command.env_remove(key);
             }
         }
-        cmd.env("RUST_LOG", "warn");
+        command = command.env("RUST_LOG", "warn");
         for (k, v) in env {
-            cmd.env(k, v);
+            command = command.env(k, v);
         }
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn latency-lab serve");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(WAIT, async {
-            while let Some(line) = lines.next_line().await.expect("read stdout") {
-                if let Some((_, url)) = line.split_once(" listening on ") {
-                    return url.trim().to_owned();
-                }
-            }
-            panic!("{name} exited before announcing its address");
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not start within {WAIT:?}"));
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { name, url, child }
+        let child = command.start().await.unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            name,
+            url: child.url(),
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id().expect("child still running")
+        self.child.pid()
     }
 
     /// SIGTERM, then wait for a clean exit.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        tokio::time::timeout(WAIT, self.child.wait())
+    pub async fn terminate(self) -> std::process::ExitStatus {
+        let stopped = self
+            .child
+            .stop(WAIT)
             .await
-            .unwrap_or_else(|_| panic!("{} did not exit after SIGTERM", self.name))
-            .expect("wait for child")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!stopped.killed, "{} did not exit after SIGTERM", self.name);
+        stopped.status
     }
 }
 

@@ -10,11 +10,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clap::Parser;
 use http_body_util::BodyExt;
-use service_kit::latency::{FaultRates, Probability};
-use service_kit::mock::{MockSettings, SettingsError};
+use mock_db::latency::{FaultRates, Probability};
+use mock_db::mock::{Mock, MockSettings, SettingsError};
+use mock_service::cli::Args;
+use mock_service::{router, UserService, USER_SERVICE};
 use tower::ServiceExt;
-use user_service::cli::Args;
-use user_service::{router, Config};
 
 fn settings(latency: &str) -> MockSettings {
     MockSettings {
@@ -40,17 +40,18 @@ async fn get(app: axum::Router) -> (StatusCode, serde_json::Value) {
 
 #[tokio::test]
 async fn an_error_rate_of_one_fails_every_lookup_after_its_delay() {
-    let config = Config::new(MockSettings {
-        faults: FaultRates {
-            error: Probability::ALWAYS,
-            hang: Probability::NEVER,
-        },
-        ..settings("80ms")
-    })
-    .unwrap();
+    let mock = USER_SERVICE
+        .mock(MockSettings {
+            faults: FaultRates {
+                error: Probability::ALWAYS,
+                hang: Probability::NEVER,
+            },
+            ..settings("80ms")
+        })
+        .unwrap();
     for _ in 0..3 {
         let started = Instant::now();
-        let (status, body) = get(router(config.clone())).await;
+        let (status, body) = get(router(&USER_SERVICE, mock.clone())).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"]["code"], "injected_fault", "{body}");
         let message = body["error"]["message"].as_str().unwrap();
@@ -64,16 +65,17 @@ async fn an_error_rate_of_one_fails_every_lookup_after_its_delay() {
 
 #[tokio::test]
 async fn a_hang_waits_until_the_service_shuts_down() {
-    let config = Config::new(MockSettings {
-        faults: FaultRates {
-            error: Probability::NEVER,
-            hang: Probability::ALWAYS,
-        },
-        ..settings("1ms")
-    })
-    .unwrap();
-    let shutdown = config.mock.shutdown_token();
-    let request = tokio::spawn(get(router(config)));
+    let mock = USER_SERVICE
+        .mock(MockSettings {
+            faults: FaultRates {
+                error: Probability::NEVER,
+                hang: Probability::ALWAYS,
+            },
+            ..settings("1ms")
+        })
+        .unwrap();
+    let shutdown = mock.shutdown_token();
+    let request = tokio::spawn(get(router(&USER_SERVICE, mock)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!request.is_finished(), "a hung request does not answer");
     shutdown.cancel();
@@ -87,19 +89,21 @@ async fn a_hang_waits_until_the_service_shuts_down() {
 
 #[tokio::test]
 async fn a_hang_is_bounded_by_the_max_delay() {
-    let config = Config::new(MockSettings {
-        faults: FaultRates {
-            error: Probability::NEVER,
-            hang: Probability::ALWAYS,
-        },
-        max_delay: Duration::from_millis(200),
-        ..settings("1ms")
-    })
-    .unwrap();
+    let mock = USER_SERVICE
+        .mock(MockSettings {
+            faults: FaultRates {
+                error: Probability::NEVER,
+                hang: Probability::ALWAYS,
+            },
+            max_delay: Duration::from_millis(200),
+            ..settings("1ms")
+        })
+        .unwrap();
     let started = Instant::now();
-    let (status, body) = tokio::time::timeout(Duration::from_secs(10), get(router(config)))
-        .await
-        .expect("the hang ends at --max-delay");
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(10), get(router(&USER_SERVICE, mock)))
+            .await
+            .expect("the hang ends at --max-delay");
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["error"]["code"], "injected_fault", "{body}");
@@ -107,13 +111,14 @@ async fn a_hang_is_bounded_by_the_max_delay() {
 
 #[tokio::test]
 async fn a_pool_of_one_serialises_lookups() {
-    let config = Config::new(MockSettings {
-        db_pool_size: NonZeroUsize::new(1),
-        ..settings("100ms")
-    })
-    .unwrap();
+    let mock = USER_SERVICE
+        .mock(MockSettings {
+            db_pool_size: NonZeroUsize::new(1),
+            ..settings("100ms")
+        })
+        .unwrap();
     let started = Instant::now();
-    let answers = futures_join(config, 3).await;
+    let answers = futures_join(mock, 3).await;
     assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
     // One connection: the three 100 ms lookups run one after the other.
     assert!(
@@ -125,9 +130,9 @@ async fn a_pool_of_one_serialises_lookups() {
 
 #[tokio::test]
 async fn without_a_pool_lookups_overlap() {
-    let config = Config::new(settings("300ms")).unwrap();
+    let mock = USER_SERVICE.mock(settings("300ms")).unwrap();
     let started = Instant::now();
-    let answers = futures_join(config, 3).await;
+    let answers = futures_join(mock, 3).await;
     assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
     // Ordering, not a tight bound: well under the 900 ms of a queue.
     assert!(
@@ -137,9 +142,9 @@ async fn without_a_pool_lookups_overlap() {
     );
 }
 
-async fn futures_join(config: Config, n: usize) -> Vec<StatusCode> {
+async fn futures_join(mock: Mock, n: usize) -> Vec<StatusCode> {
     let tasks: Vec<_> = (0..n)
-        .map(|_| tokio::spawn(get(router(config.clone()))))
+        .map(|_| tokio::spawn(get(router(&USER_SERVICE, mock.clone()))))
         .collect();
     let mut out = Vec::new();
     for task in tasks {
@@ -150,21 +155,26 @@ async fn futures_join(config: Config, n: usize) -> Vec<StatusCode> {
 
 #[test]
 fn a_latency_above_the_limit_is_refused_at_start() {
-    let err = Config::new(MockSettings {
-        max_delay: Duration::from_secs(1),
-        ..settings("uniform(100ms,2s)")
-    })
-    .unwrap_err();
+    let err = USER_SERVICE
+        .mock(MockSettings {
+            max_delay: Duration::from_secs(1),
+            ..settings("uniform(100ms,2s)")
+        })
+        .unwrap_err();
     assert!(matches!(err, SettingsError::AboveMaxDelay { .. }), "{err}");
     assert!(err.to_string().contains("--max-delay 1s"), "{err}");
     // The default limit is 30 s.
-    assert!(Config::new(settings("100ms+spike(p=0.001,31s)")).is_err());
-    assert!(Config::new(settings("100ms+spike(p=0.001,29s)")).is_ok());
+    assert!(USER_SERVICE
+        .mock(settings("100ms+spike(p=0.001,31s)"))
+        .is_err());
+    assert!(USER_SERVICE
+        .mock(settings("100ms+spike(p=0.001,29s)"))
+        .is_ok());
 }
 
 #[test]
 fn flags_take_specs_and_rates_and_explain_bad_ones() {
-    let args = Args::try_parse_from([
+    let args = Args::<UserService>::try_parse_from([
         "user-service",
         "--latency",
         "lognormal(median=80ms,p99=900ms)+spike(p=0.01,1s)",
@@ -179,22 +189,22 @@ fn flags_take_specs_and_rates_and_explain_bad_ones() {
     ])
     .unwrap();
     assert_eq!(
-        args.latency.to_string(),
+        args.flags.latency.to_string(),
         "lognormal(median=80ms,p99=900ms)+spike(p=0.01,1s)"
     );
-    assert_eq!(args.error_rate.get(), 0.02);
-    assert_eq!(args.db_pool_size, NonZeroUsize::new(4));
+    assert_eq!(args.flags.error_rate.get(), 0.02);
+    assert_eq!(args.flags.db_pool_size, NonZeroUsize::new(4));
     // Plain durations, as before, still work.
-    let args = Args::try_parse_from(["user-service", "--latency", "1.5s"]).unwrap();
-    assert_eq!(args.latency.to_string(), "1500ms");
-    assert!(args.db_pool_size.is_none(), "unlimited by default");
+    let args = Args::<UserService>::try_parse_from(["user-service", "--latency", "1.5s"]).unwrap();
+    assert_eq!(args.flags.latency.to_string(), "1500ms");
+    assert!(args.flags.db_pool_size.is_none(), "unlimited by default");
 
     for (flag, value, says) in [
         ("--latency", "gamma(1,2)", "accepted forms"),
         ("--error-rate", "2", "between 0 and 1"),
         ("--db-pool-size", "0", "zero"),
     ] {
-        let err = Args::try_parse_from(["user-service", flag, value])
+        let err = Args::<UserService>::try_parse_from(["user-service", flag, value])
             .unwrap_err()
             .to_string();
         assert!(err.contains(says), "{flag} {value}: {err}");

@@ -49,7 +49,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::latency::units::format_duration;
 use crate::latency::{Fault, FaultRates, LatencySpec, Probability, Sample, Sampler, SpecProblem};
 use crate::simulated::SimulatedQuery;
-use crate::ApiError;
+use service_kit::ApiError;
 
 pub use overrides::{OverrideError, OverrideKeys, Overrides};
 pub use pool::Pool;
@@ -194,7 +194,7 @@ impl Mock {
 
     /// Cancelled when the service shuts down: releases hung requests and
     /// requests still queued for a connection, so the exit never waits on
-    /// them. [`crate::startup::serve_until`] cancels it on Ctrl-C/SIGTERM.
+    /// them. `mock_service` cancels it on Ctrl-C/SIGTERM.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
     }

@@ -11,12 +11,12 @@
 
 use std::time::Duration;
 
+use mock_db::latency::units::{format_duration, parse_duration};
+use mock_db::latency::{Base, LatencySpec, Probability, Sampler, Spike, ACCEPTED_FORMS};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use service_kit::latency::units::{format_duration, parse_duration};
-use service_kit::latency::{Base, LatencySpec, Probability, Sampler, Spike, ACCEPTED_FORMS};
 
 const N: usize = 20_000;
 
