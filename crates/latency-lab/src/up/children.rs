@@ -6,8 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use service_kit::child::{self, ServiceCommand};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Ctrl-C (SIGINT) or SIGTERM, registered once up front.
@@ -32,13 +31,20 @@ impl Stop {
     }
 }
 
-/// The child processes; stopped with SIGTERM so they flush their spans.
+/// The three services, started through the shared child-process helper
+/// (`service_kit::child`: readiness line, SIGTERM, deadline, kill on drop),
+/// configured to export where `up` receives.
 #[derive(Default)]
 pub(super) struct Children {
-    running: Vec<(&'static str, Child)>,
+    running: child::Children,
 }
 
+/// How long a service may take to flush and exit after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
 impl Children {
+    /// Starts `latency-lab serve <name> <args>` exporting to `endpoint`;
+    /// its URL, from its readiness line.
     pub(super) async fn start(
         &mut self,
         name: &'static str,
@@ -46,71 +52,39 @@ impl Children {
         endpoint: &str,
     ) -> anyhow::Result<String> {
         let exe = std::env::current_exe().context("cannot find the latency-lab binary")?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("serve").arg(name).args(args);
-        cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        let mut cmd = ServiceCommand::new(name, exe)
+            .arg("serve")
+            .arg(name)
+            .args(args)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            .env_remove("OTEL_SERVICE_NAME");
+            .env_remove("OTEL_SERVICE_NAME")
+            .stderr(Stdio::inherit());
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
-            cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
+            cmd = cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
         }
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
+            cmd = cmd.env("RUST_LOG", "warn");
         }
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let stdout = child.stdout.take().context("child stdout")?;
-        self.running.push((name, child));
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((_, url)) = line.split_once(" listening on ") {
-                    return Some(url.trim().to_owned());
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .with_context(|| format!("{name} did not start (see its error above)"))?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(url)
+        let child = self.running.start(cmd).await?;
+        Ok(child.url())
     }
 
+    /// SIGTERM to all, then each waited for (and killed past its deadline),
+    /// one line each.
     pub(super) async fn stop(&mut self) {
-        for (_, child) in &self.running {
-            if let Some(pid) = child.id() {
-                terminate(pid);
+        for report in self.running.stop_all(STOP_DEADLINE).await {
+            match report {
+                Ok(stopped) if stopped.killed => eprintln!(
+                    "{} did not stop within {} s; killed it",
+                    stopped.service,
+                    STOP_DEADLINE.as_secs()
+                ),
+                Ok(stopped) => println!("stopped {} (pid {})", stopped.service, stopped.pid),
+                Err(error) => eprintln!("warning: {error}"),
             }
         }
-        for (name, child) in &mut self.running {
-            let pid = child.id().unwrap_or_default();
-            match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
-                Ok(_) => println!("stopped {name} (pid {pid})"),
-                Err(_) => {
-                    eprintln!("{name} did not stop within 10 s; killing it");
-                    let _ = child.kill().await;
-                }
-            }
-        }
-        self.running.clear();
-    }
-}
-
-/// SIGTERM: the signal the services treat as "flush and exit".
-fn terminate(pid: u32) {
-    let Ok(pid) = i32::try_from(pid) else { return };
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is one of
-    // our own children that has not been reaped yet.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
     }
 }
