@@ -60,7 +60,8 @@ impl Decision {
 pub(super) enum PortProblem {
     Taken(Listen),
     Unusable(Listen, io::Error),
-    Shared(Listen, Listen),
+    /// Two addresses the same (boxed: the error stays small).
+    Shared(Box<(Listen, Listen)>),
 }
 
 impl fmt::Display for PortProblem {
@@ -105,11 +106,14 @@ impl fmt::Display for PortProblem {
                 "cannot listen on {} ({} {}): {error}; choose another address with {} ADDR or {}=ADDR",
                 l.addr, l.flag, l.who, l.flag, l.var
             ),
-            PortProblem::Shared(a, b) => write!(
+            PortProblem::Shared(pair) => {
+                let (a, b) = &**pair;
+                write!(
                 f,
                 "{} and {} both ask for {}: give each its own port ({} / {}, {} / {})",
                 a.flag, b.flag, a.addr, a.flag, a.var, b.flag, b.var
-            ),
+            )
+            }
         }
     }
 }
@@ -125,7 +129,7 @@ pub(super) fn check_ports(listens: &[Listen]) -> Result<Vec<Decision>, PortProbl
             .iter()
             .find(|b| a.addr.port() != 0 && b.addr == a.addr)
         {
-            return Err(PortProblem::Shared(*a, *b));
+            return Err(PortProblem::Shared(Box::new((*a, *b))));
         }
     }
     listens.iter().map(|l| decide(l, probe(l.addr))).collect()
