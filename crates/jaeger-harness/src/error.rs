@@ -14,16 +14,21 @@ pub enum HarnessError {
 
     /// No Jaeger binary in the cache and no Go toolchain to build one.
     #[error(
-        "no Jaeger binary: `go` is not on PATH and JAEGER_BIN is not set. Install Go >= \
-         {MIN_GO_VERSION} (what the go.mod of jaeger {JAEGER_MODULE_VERSION} requires) so that \
-         the binary can be built, or set JAEGER_BIN to the path of a Jaeger v2 binary"
+        "no Jaeger binary: JAEGER_BIN is not set, none is cached, and `go` is not on PATH to \
+         build one{}: install Go >= {MIN_GO_VERSION} (what the go.mod of jaeger \
+         {JAEGER_MODULE_VERSION} requires), or set JAEGER_BIN to the path of a Jaeger v2 binary",
+        off_path_hint(off_path.as_deref())
     )]
-    GoNotFound,
+    GoNotFound {
+        /// A folder with a `go` that is not on `PATH`.
+        off_path: Option<PathBuf>,
+    },
 
     /// The Go toolchain on PATH is older than jaeger's go.mod asks for.
     #[error(
-        "`{go}` reports {found}, but jaeger {JAEGER_MODULE_VERSION} needs Go >= \
-         {MIN_GO_VERSION}: install a newer Go or set JAEGER_BIN to the path of a Jaeger v2 binary"
+        "no Jaeger binary: `{go}` is {found}, but building jaeger {JAEGER_MODULE_VERSION} needs \
+         Go >= {MIN_GO_VERSION}: install a newer Go, or set JAEGER_BIN to the path of a Jaeger \
+         v2 binary"
     )]
     GoTooOld { go: PathBuf, found: String },
 
@@ -63,6 +68,17 @@ pub enum HarnessError {
         log: PathBuf,
         log_tail: String,
     },
+}
+
+/// ` (a Go is in DIR: add DIR to PATH)`, when one is.
+fn off_path_hint(dir: Option<&std::path::Path>) -> String {
+    dir.map(|dir| {
+        format!(
+            " (a Go is installed in {0}: add {0} to PATH)",
+            dir.display()
+        )
+    })
+    .unwrap_or_default()
 }
 
 impl HarnessError {

@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::HarnessError;
 pub use locate::{
-    availability, cache_root, cached_binary_path, jaeger_binary, jaeger_for_tests, running_in_ci,
-    Availability,
+    availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
+    jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,
 };
 pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,

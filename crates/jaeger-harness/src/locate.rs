@@ -1,6 +1,6 @@
 //! Finding or building the Jaeger binary.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -42,9 +42,44 @@ pub fn cache_root() -> Result<PathBuf, HarnessError> {
 
 /// Where the built binary lives: `<cache root>/jaeger-v1.76.0/jaeger`.
 pub fn cached_binary_path() -> Result<PathBuf, HarnessError> {
-    Ok(cache_root()?
+    Ok(cached_binary_under(&cache_root()?))
+}
+
+fn cached_binary_under(cache_root: &Path) -> PathBuf {
+    cache_root
         .join(format!("jaeger-{JAEGER_MODULE_VERSION}"))
-        .join("jaeger"))
+        .join("jaeger")
+}
+
+/// Where Go's own install instructions put the toolchain; a `go` there but
+/// not on `PATH` (a non-login shell) gets a hint instead of "install Go".
+const USUAL_GO_DIRS: &[&str] = &["/usr/local/go/bin"];
+
+/// Everything locating Jaeger depends on, so that the decision — and the
+/// line a test prints when it is skipped — can be checked with any `PATH`
+/// and environment, without uninstalling Go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocateEnv {
+    /// `JAEGER_BIN`, when set and non-empty.
+    pub jaeger_bin: Option<OsString>,
+    /// `PATH`.
+    pub path: Option<OsString>,
+    /// [`cache_root`], or `None` when no cache directory can be chosen.
+    pub cache_root: Option<PathBuf>,
+    /// Folders where a `go` off `PATH` is worth a hint.
+    pub usual_go_dirs: Vec<PathBuf>,
+}
+
+impl LocateEnv {
+    /// This process's environment.
+    pub fn of_this_process() -> LocateEnv {
+        LocateEnv {
+            jaeger_bin: non_empty_env("JAEGER_BIN"),
+            path: std::env::var_os("PATH"),
+            cache_root: cache_root().ok(),
+            usual_go_dirs: USUAL_GO_DIRS.iter().map(PathBuf::from).collect(),
+        }
+    }
 }
 
 fn is_executable_file(path: &Path) -> bool {
@@ -65,24 +100,23 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
     true
 }
 
-/// Looks a program up on `PATH`.
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+/// Looks a program up on the given `PATH`.
+fn find_on_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(path?)
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable_file(candidate))
 }
 
 /// Checks `JAEGER_BIN`: an existing executable file (a bare name is looked up on `PATH`).
-fn validate_jaeger_bin(value: &OsStr) -> Result<PathBuf, HarnessError> {
+fn validate_jaeger_bin(value: &OsStr, path: Option<&OsStr>) -> Result<PathBuf, HarnessError> {
     let given = PathBuf::from(value);
     let invalid = |reason: &str| HarnessError::InvalidJaegerBin {
         path: given.clone(),
         reason: reason.to_owned(),
     };
     let candidate = if given.components().count() == 1 && !given.exists() {
-        find_on_path(&given.to_string_lossy())
+        find_on_path(&given.to_string_lossy(), path)
             .ok_or_else(|| invalid("does not exist (neither as a path nor on PATH)"))?
     } else {
         given.clone()
@@ -106,10 +140,16 @@ fn validate_jaeger_bin(value: &OsStr) -> Result<PathBuf, HarnessError> {
 ///    and renamed into place atomically, so a half-built binary is never seen and a concurrent
 ///    build cannot corrupt it. Progress goes to stderr. This takes minutes the first time.
 pub fn jaeger_binary() -> Result<PathBuf, HarnessError> {
-    if let Some(value) = non_empty_env("JAEGER_BIN") {
-        return validate_jaeger_bin(&value);
+    jaeger_binary_in(&LocateEnv::of_this_process())
+}
+
+/// [`jaeger_binary`] in the given environment.
+pub fn jaeger_binary_in(env: &LocateEnv) -> Result<PathBuf, HarnessError> {
+    let path = env.path.as_deref();
+    if let Some(value) = &env.jaeger_bin {
+        return validate_jaeger_bin(value, path);
     }
-    let target = cached_binary_path()?;
+    let target = cached_binary_under(env.cache_root.as_deref().ok_or(HarnessError::NoCacheDir)?);
     if is_executable_file(&target) {
         return Ok(target);
     }
@@ -119,7 +159,13 @@ pub fn jaeger_binary() -> Result<PathBuf, HarnessError> {
     if is_executable_file(&target) {
         return Ok(target);
     }
-    let go = find_on_path("go").ok_or(HarnessError::GoNotFound)?;
+    let go = find_on_path("go", path).ok_or_else(|| HarnessError::GoNotFound {
+        off_path: env
+            .usual_go_dirs
+            .iter()
+            .find(|dir| is_executable_file(&dir.join("go")))
+            .cloned(),
+    })?;
     check_go_version(&go)?;
     build(&go, &target)?;
     Ok(target)
@@ -385,11 +431,16 @@ pub fn availability() -> Availability {
     .clone()
 }
 
+/// The one line a test prints when it cannot run for want of Jaeger: the
+/// reason says what is missing and what to install or set.
+pub fn skipped_line(reason: &str) -> String {
+    format!("SKIPPED (not run): {reason} (under CI=true this test fails instead)")
+}
+
 /// The Jaeger binary for a test, or `None` when the test should be skipped.
 ///
 /// Without a binary: under `CI=true` this PANICS with the reason, so the test fails instead of
-/// passing silently; elsewhere it prints `SKIPPED (not run): <reason>` to stderr and returns
-/// `None`.
+/// passing silently; elsewhere it prints [`skipped_line`] to stderr and returns `None`.
 pub fn jaeger_for_tests() -> Option<PathBuf> {
     match availability() {
         Availability::Available(path) => Some(path),
@@ -397,7 +448,7 @@ pub fn jaeger_for_tests() -> Option<PathBuf> {
             if running_in_ci() {
                 panic!("CI=true and no Jaeger binary could be had: {reason}");
             }
-            eprintln!("SKIPPED (not run): {reason}");
+            eprintln!("{}", skipped_line(&reason));
             None
         }
     }
@@ -415,5 +466,105 @@ mod tests {
         assert_eq!(parse_go_version("devel go1.27-abc"), None);
         assert!(parse_go_version("go1.24.5") < parse_go_version("go1.24.6"));
         assert!(parse_go_version("go1.25.0") > parse_go_version("go1.24.6"));
+    }
+
+    /// A folder to stand for `PATH`, and an empty cache: nothing to find.
+    fn bare_env() -> (tempfile::TempDir, LocateEnv) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("bin")).unwrap();
+        fs::create_dir_all(dir.path().join("cache")).unwrap();
+        let env = LocateEnv {
+            jaeger_bin: None,
+            path: Some(dir.path().join("bin").into_os_string()),
+            cache_root: Some(dir.path().join("cache")),
+            usual_go_dirs: Vec::new(),
+        };
+        (dir, env)
+    }
+
+    #[cfg(unix)]
+    fn write_script(path: &Path, body: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn skipped(env: &LocateEnv) -> String {
+        let reason = jaeger_binary_in(env).unwrap_err().to_string();
+        let line = skipped_line(&reason);
+        assert_eq!(line.lines().count(), 1, "{line}");
+        assert!(line.starts_with("SKIPPED (not run): "), "{line}");
+        line
+    }
+
+    #[test]
+    fn without_go_the_line_says_what_to_install_or_set() {
+        let (_dir, env) = bare_env();
+        let line = skipped(&env);
+        for part in [
+            "`go` is not on PATH",
+            &format!("install Go >= {MIN_GO_VERSION}"),
+            "set JAEGER_BIN",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+        assert!(!line.contains("add "), "{line}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_go_off_path_is_pointed_at() {
+        let (dir, mut env) = bare_env();
+        let usual = dir.path().join("go/bin");
+        write_script(&usual.join("go"), "exit 1");
+        env.usual_go_dirs = vec![usual.clone()];
+        let line = skipped(&env);
+        assert!(
+            line.contains(&format!("add {} to PATH", usual.display())),
+            "{line}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_go_too_old_is_named_with_the_version_needed() {
+        let (dir, env) = bare_env();
+        write_script(&dir.path().join("bin/go"), "echo go1.22.1");
+        let line = skipped(&env);
+        for part in [
+            "go1.22.1",
+            &format!("needs Go >= {MIN_GO_VERSION}"),
+            "install a newer Go",
+            "set JAEGER_BIN",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn jaeger_bin_and_the_cache_come_before_go() {
+        let (dir, mut env) = bare_env();
+        let cached = cached_binary_under(env.cache_root.as_deref().unwrap());
+        write_script(&cached, "exit 0");
+        assert_eq!(jaeger_binary_in(&env).unwrap(), cached);
+        let given = dir.path().join("my-jaeger");
+        write_script(&given, "exit 0");
+        env.jaeger_bin = Some(given.clone().into_os_string());
+        assert_eq!(
+            jaeger_binary_in(&env).unwrap(),
+            fs::canonicalize(&given).unwrap()
+        );
+        env.jaeger_bin = Some(dir.path().join("nowhere").into_os_string());
+        let line = skipped(&env);
+        assert!(line.contains("JAEGER_BIN="), "{line}");
+    }
+
+    #[test]
+    fn no_cache_folder_says_which_variables() {
+        let (_dir, mut env) = bare_env();
+        env.cache_root = None;
+        assert!(skipped(&env).contains("set LATENCY_LAB_CACHE"));
     }
 }

@@ -32,8 +32,11 @@ const EVENT_NAME: &str = "event";
 pub enum JaegerJsonError {
     /// Not JSON at all, or not the expected structure. (The parser's
     /// message is part of this one, not a separate cause: it is the detail.)
-    #[error("not Jaeger trace JSON: {0}")]
+    #[error("not a Jaeger JSON trace ({EXPECTED}): {0}")]
     Syntax(serde_json::Error),
+    /// JSON, but not shaped like a Jaeger trace at all (e.g. an OTLP export).
+    #[error("not a Jaeger JSON trace ({EXPECTED}): found {found}")]
+    NotJaeger { found: String },
     /// Valid structure, inconsistent content.
     #[error("invalid trace {trace_id}: {problem}")]
     Invalid { trace_id: String, problem: String },
@@ -54,6 +57,9 @@ impl From<serde_json::Error> for JaegerJsonError {
         Self::Syntax(error)
     }
 }
+
+/// What a document should look like, for the errors that say it is not one.
+const EXPECTED: &str = "expected {\"data\": [...]} as Jaeger's UI downloads it";
 
 /// `{"data": [trace, …]}`: the query API's answer and the upload format.
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,13 +161,38 @@ pub fn parse(text: &str) -> Result<Vec<Trace>, JaegerJsonError> {
     let json: serde_json::Value = serde_json::from_str(text)?;
     let traces: Vec<JTrace> = if json.get("data").is_some() {
         Document::deserialize(&json)?.data.unwrap_or_default()
-    } else {
+    } else if json.get("traceID").is_some() || json.get("spans").is_some() {
         vec![JTrace::deserialize(&json)?]
+    } else {
+        return Err(JaegerJsonError::NotJaeger {
+            found: describe(&json),
+        });
     };
     if traces.is_empty() {
         return Err(JaegerJsonError::Empty);
     }
     traces.into_iter().map(trace_from_json).collect()
+}
+
+/// A few words on what a JSON document that is not a trace holds.
+fn describe(json: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match json {
+        J::Object(map) if map.contains_key("resourceSpans") => {
+            "OTLP JSON (resourceSpans), not Jaeger's format".to_owned()
+        }
+        J::Object(map) if map.is_empty() => "an empty object".to_owned(),
+        J::Object(map) => {
+            let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
+            let more = if map.len() > keys.len() { ", …" } else { "" };
+            format!("an object with {}{more}", keys.join(", "))
+        }
+        J::Array(_) => "an array".to_owned(),
+        J::String(_) => "a string".to_owned(),
+        J::Number(_) => "a number".to_owned(),
+        J::Bool(_) => "a boolean".to_owned(),
+        J::Null => "null".to_owned(),
+    }
 }
 
 /// Reads a file written by [`save`] or downloaded from Jaeger.
@@ -591,9 +622,12 @@ mod tests {
     #[test]
     fn malformed_documents_are_errors_not_panics() {
         for (text, expected) in [
-            ("", "not Jaeger trace JSON"),
-            ("{\"data\": [", "not Jaeger trace JSON"),
-            ("[1, 2]", "not Jaeger trace JSON"),
+            ("", "not a Jaeger JSON trace"),
+            ("{\"data\": [", "not a Jaeger JSON trace"),
+            ("[1, 2]", "not a Jaeger JSON trace (expected {\"data\": [...]}"),
+            ("[1, 2]", "found an array"),
+            ("{\"resourceSpans\": []}", "found OTLP JSON (resourceSpans)"),
+            ("{\"b\": 1, \"a\": 2}", "found an object with a, b"),
             ("{\"data\": []}", "no trace"),
             ("{\"data\": null, \"errors\": [{\"code\": 404}]}", "no trace"),
             ("{\"data\": [{\"traceID\": \"aa\", \"spans\": []}]}", "no spans"),

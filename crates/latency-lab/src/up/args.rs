@@ -1,41 +1,51 @@
 //! The flags of `latency-lab up`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Args;
 use mock_db::latency::LatencySpec;
 use trace_view::terminal::DisplayArgs;
 
+use super::preflight::{Listen, Otlp};
+
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// Aggregator listen address.
-    #[arg(long, env = "LATENCY_LAB_AGGREGATOR", default_value = "127.0.0.1:8080")]
-    pub aggregator: SocketAddr,
-    /// User service listen address.
+    /// Aggregator listen address [default: 127.0.0.1:8080, or a free port
+    /// when 8080 is taken].
+    #[arg(long, env = "LATENCY_LAB_AGGREGATOR", value_name = "ADDR")]
+    pub aggregator: Option<SocketAddr>,
+    /// User service listen address [default: 127.0.0.1:5001, or a free port
+    /// when 5001 is taken].
+    #[arg(long, env = "LATENCY_LAB_USER_SERVICE", value_name = "ADDR")]
+    pub user_service: Option<SocketAddr>,
+    /// Order service listen address [default: 127.0.0.1:5002, or a free port
+    /// when 5002 is taken].
+    #[arg(long, env = "LATENCY_LAB_ORDER_SERVICE", value_name = "ADDR")]
+    pub order_service: Option<SocketAddr>,
+    /// Embedded OTLP/gRPC receiver address (never moved when taken: every
+    /// SDK sends to 4317 by default).
     #[arg(
         long,
-        env = "LATENCY_LAB_USER_SERVICE",
-        default_value = "127.0.0.1:5001"
+        env = "LATENCY_LAB_OTLP_GRPC",
+        default_value = "127.0.0.1:4317",
+        value_name = "ADDR"
     )]
-    pub user_service: SocketAddr,
-    /// Order service listen address.
-    #[arg(
-        long,
-        env = "LATENCY_LAB_ORDER_SERVICE",
-        default_value = "127.0.0.1:5002"
-    )]
-    pub order_service: SocketAddr,
-    /// Embedded OTLP/gRPC receiver address.
-    #[arg(long, env = "LATENCY_LAB_OTLP_GRPC", default_value = "127.0.0.1:4317")]
     pub otlp_grpc: SocketAddr,
-    /// Embedded OTLP/HTTP receiver address.
-    #[arg(long, env = "LATENCY_LAB_OTLP_HTTP", default_value = "127.0.0.1:4318")]
+    /// Embedded OTLP/HTTP receiver address (never moved when taken: every
+    /// SDK sends to 4318 by default).
+    #[arg(
+        long,
+        env = "LATENCY_LAB_OTLP_HTTP",
+        default_value = "127.0.0.1:4318",
+        value_name = "ADDR"
+    )]
     pub otlp_http: SocketAddr,
     /// Send spans to this external OTLP/gRPC endpoint (a collector or Jaeger)
     /// instead of the embedded receiver; traces are then not printed here
-    /// (only their ids: see `latency-lab trace ID --jaeger URL`).
-    #[arg(long)]
+    /// (only their ids: see `latency-lab trace ID --jaeger URL`). `up` stops
+    /// at once when nothing listens there.
+    #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// Folder where every received trace is saved as `<trace id>.json`, in
     /// the format of Jaeger's UI upload ("JSON File") and `trace --file`.
@@ -77,4 +87,77 @@ pub struct UpArgs {
     pub order_latency: LatencySpec,
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// The service addresses used when none is given; a taken one is swapped
+/// for a free port (see `preflight`).
+const DEFAULT_AGGREGATOR: SocketAddr = local(8080);
+const DEFAULT_USER_SERVICE: SocketAddr = local(5001);
+const DEFAULT_ORDER_SERVICE: SocketAddr = local(5002);
+
+const fn local(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+impl UpArgs {
+    /// Every address `up` listens on, in start order: the three services,
+    /// then the embedded receiver's two (only when it runs).
+    pub(super) fn listens(&self) -> Vec<Listen> {
+        let service = |who, flag, var, given: Option<SocketAddr>, default| Listen {
+            who,
+            flag,
+            var,
+            addr: given.unwrap_or(default),
+            movable: given.is_none(),
+            otlp: None,
+        };
+        let receiver = |who, flag, var, addr, otlp| Listen {
+            who,
+            flag,
+            var,
+            addr,
+            movable: false,
+            otlp: Some(otlp),
+        };
+        let mut listens = vec![
+            service(
+                "the user-service",
+                "--user-service",
+                "LATENCY_LAB_USER_SERVICE",
+                self.user_service,
+                DEFAULT_USER_SERVICE,
+            ),
+            service(
+                "the order-service",
+                "--order-service",
+                "LATENCY_LAB_ORDER_SERVICE",
+                self.order_service,
+                DEFAULT_ORDER_SERVICE,
+            ),
+            service(
+                "the profile-aggregator",
+                "--aggregator",
+                "LATENCY_LAB_AGGREGATOR",
+                self.aggregator,
+                DEFAULT_AGGREGATOR,
+            ),
+        ];
+        if self.otlp_endpoint.is_none() {
+            listens.push(receiver(
+                "the embedded OTLP/gRPC receiver",
+                "--otlp-grpc",
+                "LATENCY_LAB_OTLP_GRPC",
+                self.otlp_grpc,
+                Otlp::Grpc,
+            ));
+            listens.push(receiver(
+                "the embedded OTLP/HTTP receiver",
+                "--otlp-http",
+                "LATENCY_LAB_OTLP_HTTP",
+                self.otlp_http,
+                Otlp::Http,
+            ));
+        }
+        listens
+    }
 }

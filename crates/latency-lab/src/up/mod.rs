@@ -7,6 +7,7 @@
 //! as a waterfall once it is complete, and saved as Jaeger JSON.
 //!
 //! * [`args`]: the flags.
+//! * [`preflight`]: the ports and the endpoint, checked before anything starts.
 //! * this module: the session — start, demo, `--load`, follow, stop.
 //! * [`follow`]: which spans and traces arrived, and when a trace is complete.
 //! * [`view`]: printing and saving each trace once.
@@ -15,9 +16,11 @@
 mod args;
 mod children;
 mod follow;
+mod preflight;
 mod view;
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -34,6 +37,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Take over Ctrl-C and SIGTERM before anything starts: from here on they
     // stop the children and end cleanly instead of killing only this process.
     let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
+    let services = check_before_start(&args).await?;
     let display = args.display.resolve();
     let receiver = match &args.otlp_endpoint {
         Some(_) => None,
@@ -64,7 +68,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut children = Children::default();
     let mut view = TraceView::new(args.traces_dir.clone(), display, args.max_traces);
     let result = tokio::select! {
-        result = session(&args, &endpoint, &mut children, receiver.as_ref(), &mut view) => result,
+        result = session(&args, services, &endpoint, &mut children, receiver.as_ref(), &mut view) => result,
         _ = stop.wait() => {
             println!("\nstopping…");
             Ok(())
@@ -91,10 +95,41 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     result
 }
 
+/// Where the three services listen, once their ports are checked.
+#[derive(Debug, Clone, Copy)]
+struct ServiceAddrs {
+    user: SocketAddr,
+    order: SocketAddr,
+    aggregator: SocketAddr,
+}
+
+/// Probes every port and `--otlp-endpoint` before anything starts (see
+/// [`preflight`]); a default service port that is taken moves to a free
+/// one, said in one line each.
+async fn check_before_start(args: &UpArgs) -> anyhow::Result<ServiceAddrs> {
+    let listens = args.listens();
+    let decisions = preflight::check_ports(&listens)?;
+    for (listen, decision) in listens.iter().zip(&decisions) {
+        if let preflight::Decision::Moved { taken, .. } = decision {
+            println!("{}", preflight::moved_note(listen, *taken));
+        }
+    }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        preflight::check_endpoint(endpoint).await?;
+    }
+    // `listens` starts with the user, order and aggregator services.
+    Ok(ServiceAddrs {
+        user: decisions[0].addr(),
+        order: decisions[1].addr(),
+        aggregator: decisions[2].addr(),
+    })
+}
+
 /// Starts the services, sends the demo requests, then follows new traces
 /// (unless `--demo-only`). Runs until it fails or is cancelled.
 async fn session(
     args: &UpArgs,
+    services: ServiceAddrs,
     endpoint: &str,
     children: &mut Children,
     receiver: Option<&RunningReceiver>,
@@ -107,7 +142,7 @@ async fn session(
             "user-service",
             &[
                 "--listen",
-                &args.user_service.to_string(),
+                &services.user.to_string(),
                 "--latency",
                 &user_latency,
             ],
@@ -119,7 +154,7 @@ async fn session(
             "order-service",
             &[
                 "--listen",
-                &args.order_service.to_string(),
+                &services.order.to_string(),
                 "--latency",
                 &order_latency,
             ],
@@ -131,7 +166,7 @@ async fn session(
             "profile-aggregator",
             &[
                 "--listen",
-                &args.aggregator.to_string(),
+                &services.aggregator.to_string(),
                 "--user-service-url",
                 &users,
                 "--order-service-url",

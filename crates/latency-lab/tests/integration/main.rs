@@ -10,6 +10,7 @@ mod docs;
 mod export;
 mod failures;
 mod fan_out;
+mod first_run;
 mod jaeger_e2e;
 mod load;
 mod logs;
