@@ -31,7 +31,9 @@ pub struct Service {
 pub enum ServeError {
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
-    #[error("cannot listen on {addr}: {source}")]
+    /// The cause is the `source`, printed once by whoever prints the chain
+    /// (`{:#}` in `latency-lab`, `Caused by:` from a plain `main`).
+    #[error("cannot listen on {addr} (choose another address with --listen ADDR)")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

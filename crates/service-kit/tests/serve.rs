@@ -67,4 +67,9 @@ async fn a_taken_address_is_a_bind_error_naming_it() {
             .contains(&format!("cannot listen on {addr}")),
         "{err}"
     );
+    assert!(err.to_string().contains("--listen"), "{err}");
+    // The cause is the source, not repeated in the message: printed as a
+    // chain it appears once.
+    let source = std::error::Error::source(&err).expect("the io error is the source");
+    assert!(!err.to_string().contains(&source.to_string()), "{err}");
 }

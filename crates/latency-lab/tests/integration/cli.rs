@@ -86,6 +86,11 @@ fn port_in_use_is_a_clear_error() {
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
+    // One line, the cause once, and the way forward.
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert_eq!(stderr.matches("in use").count(), 1, "{stderr}");
+    assert!(stderr.contains("--listen ADDR"), "{stderr}");
 }
 
 #[test]
