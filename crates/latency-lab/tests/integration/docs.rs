@@ -98,3 +98,98 @@ fn every_lesson_command_runs() {
     }
     assert!(ran >= 4, "expected the lessons' commands, ran {ran}");
 }
+
+/// The workspace's crates and, for each, the workspace crates it depends on
+/// (normal dependencies only), read from the manifests by `cargo metadata`.
+fn workspace_crates() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "{output:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let names: std::collections::BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let uses = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .filter(|d| names.contains(d))
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), uses)
+        })
+        .collect()
+}
+
+/// The rows of the first markdown table after `heading`, as cells.
+fn table_rows(markdown: &str, heading: &str) -> Vec<Vec<String>> {
+    let after = &markdown[markdown.find(heading).expect(heading)..];
+    after
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn architecture_lists_every_crate_and_its_dependencies() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let crates = workspace_crates();
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let rows = table_rows(&architecture, "## The crates");
+    let documented: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = rows
+        .iter()
+        .map(|cells| {
+            let name = cells[0].trim_matches('`').to_owned();
+            let uses = cells[2]
+                .split(", ")
+                .filter(|u| *u != "—")
+                .map(str::to_owned)
+                .collect();
+            (name, uses)
+        })
+        .collect();
+    assert_eq!(
+        documented, crates,
+        "ARCHITECTURE.md's crate table (name → uses) differs from the manifests"
+    );
+
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let layout: std::collections::BTreeSet<String> = table_rows(&readme, "## Repository layout")
+        .iter()
+        .map(|cells| {
+            cells[0]
+                .trim_matches('`')
+                .trim_start_matches("crates/")
+                .to_owned()
+        })
+        .collect();
+    let names: std::collections::BTreeSet<String> = crates.keys().cloned().collect();
+    assert_eq!(
+        layout, names,
+        "README's layout table differs from the crates"
+    );
+}
