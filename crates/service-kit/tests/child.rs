@@ -106,7 +106,21 @@ async fn children_stop_in_start_order_each_reported() {
 
 #[tokio::test]
 async fn stopping_with_sigint_and_signalling_a_group() {
-    let child = serving("interrupted", "9").start().await.unwrap();
+    // A job started in the background by a non-interactive shell (CI, a
+    // script with `&`) inherits SIGINT *ignored*, and `sh` cannot undo that:
+    // perl (Debian's essential perl-base) restores the default first. The
+    // real services install their own handlers, so they need no such help.
+    let child = ServiceCommand::new("interrupted", "perl")
+        .args([
+            "-e",
+            "$SIG{INT} = 'DEFAULT'; exec 'sh', '-c', $ARGV[0]",
+            SERVES,
+        ])
+        .env("NAME", "interrupted")
+        .env("PORT", "9")
+        .start()
+        .await
+        .unwrap();
     let stopped = child
         .stop_with(Signal::Interrupt, Duration::from_secs(10))
         .await
