@@ -280,7 +280,7 @@ fn span_to_json(trace_id: &str, span: &Span, process_id: String) -> JSpan {
     }));
     let mut tags = tags_to_json(&span.attributes);
     let mut special = |key: &str, value: Value| tags.push(tag_to_json(key, &value));
-    if let Some(kind) = span.kind.as_jaeger_tag() {
+    if let Some(kind) = kind_tag(span.kind) {
         special(SPAN_KIND, Value::String(kind.into()));
     }
     match &span.status {
@@ -397,7 +397,7 @@ fn span_from_json(span: &JSpan, trace_id: TraceId, processes: &Processes) -> Res
     }
     let mut attributes = tags_from_json(&span.tags)?;
     let kind = match attributes.remove(SPAN_KIND) {
-        Some(Value::String(kind)) => SpanKind::from_jaeger_tag(&kind),
+        Some(Value::String(kind)) => kind_from_tag(&kind),
         _ => SpanKind::Unspecified,
     };
     let code = attributes.remove(STATUS_CODE);
@@ -480,6 +480,32 @@ fn tag_value(tag: &JTag) -> Option<Value> {
 fn hex_id(id: &str, digits: usize) -> Option<String> {
     let valid = !id.is_empty() && id.len() <= digits && id.bytes().all(|b| b.is_ascii_hexdigit());
     valid.then(|| format!("{:0>digits$}", id.to_ascii_lowercase()))
+}
+
+/// The lowercase word Jaeger uses in its `span.kind` tag; `None` for
+/// unspecified, which Jaeger leaves out.
+fn kind_tag(kind: SpanKind) -> Option<&'static str> {
+    match kind {
+        SpanKind::Unspecified => None,
+        SpanKind::Internal => Some("internal"),
+        SpanKind::Server => Some("server"),
+        SpanKind::Client => Some("client"),
+        SpanKind::Producer => Some("producer"),
+        SpanKind::Consumer => Some("consumer"),
+    }
+}
+
+/// Reads a `span.kind` tag; an unknown word is unspecified rather than an
+/// error, so a file from a newer Jaeger still opens.
+fn kind_from_tag(tag: &str) -> SpanKind {
+    match tag {
+        "internal" => SpanKind::Internal,
+        "server" => SpanKind::Server,
+        "client" => SpanKind::Client,
+        "producer" => SpanKind::Producer,
+        "consumer" => SpanKind::Consumer,
+        _ => SpanKind::Unspecified,
+    }
 }
 
 #[cfg(test)]

@@ -58,44 +58,10 @@ impl Span {
     }
 }
 
-/// The role of a span in the request's path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpanKind {
-    Unspecified,
-    Internal,
-    Server,
-    Client,
-    Producer,
-    Consumer,
-}
-
-impl SpanKind {
-    /// The lowercase word Jaeger uses in its `span.kind` tag; `None` for
-    /// unspecified, which Jaeger leaves out.
-    pub fn as_jaeger_tag(self) -> Option<&'static str> {
-        match self {
-            Self::Unspecified => None,
-            Self::Internal => Some("internal"),
-            Self::Server => Some("server"),
-            Self::Client => Some("client"),
-            Self::Producer => Some("producer"),
-            Self::Consumer => Some("consumer"),
-        }
-    }
-
-    /// Parses a `span.kind` tag; unknown words are unspecified rather than an
-    /// error, so a file from a newer Jaeger still opens.
-    pub fn from_jaeger_tag(tag: &str) -> Self {
-        match tag {
-            "internal" => Self::Internal,
-            "server" => Self::Server,
-            "client" => Self::Client,
-            "producer" => Self::Producer,
-            "consumer" => Self::Consumer,
-            _ => Self::Unspecified,
-        }
-    }
-}
+/// The role of a span in the request's path: the receiver's type, so a
+/// collected span's kind needs no translation (how Jaeger JSON spells it is
+/// `jaeger_json`'s business).
+pub use otlp_receiver::SpanKind;
 
 /// The span's outcome as its instrumentation set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,14 +166,7 @@ fn span_from_collected(span: &CollectedSpan) -> Span {
         parent_id: span.parent_span_id.as_ref().map(|p| p.to_ascii_lowercase()),
         service: span.service_name.clone(),
         name: span.name.clone(),
-        kind: match span.kind {
-            otlp_receiver::SpanKind::Unspecified => SpanKind::Unspecified,
-            otlp_receiver::SpanKind::Internal => SpanKind::Internal,
-            otlp_receiver::SpanKind::Server => SpanKind::Server,
-            otlp_receiver::SpanKind::Client => SpanKind::Client,
-            otlp_receiver::SpanKind::Producer => SpanKind::Producer,
-            otlp_receiver::SpanKind::Consumer => SpanKind::Consumer,
-        },
+        kind: span.kind,
         start_us: span.start_unix_nanos / 1000,
         duration_us: span.duration().as_micros().try_into().unwrap_or(u64::MAX),
         status: match span.status_code {
