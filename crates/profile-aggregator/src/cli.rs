@@ -15,6 +15,7 @@ use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::budget::BudgetConfig;
 use crate::resilience::hedge::HedgeAfter;
 use crate::resilience::retry::{RetryConfig, RetryJitter};
+use crate::resilience::timeout::parse_timeout;
 use crate::resilience::{RemedyConfig, Switches, MAX_DELAY};
 use crate::{Config, Mode};
 
@@ -35,10 +36,12 @@ pub struct Args {
     #[arg(long, env = "AGGREGATOR_MODE", default_value = "sequential")]
     pub mode: Mode,
     /// Give up on the user service after this long (answer 504).
-    #[arg(long, env = "USER_SERVICE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    /// From 1ms to 1m.
+    #[arg(long, env = "USER_SERVICE_TIMEOUT", default_value = "2s", value_parser = parse_timeout)]
     pub user_timeout: Duration,
     /// Give up on the order service after this long (answer 504).
-    #[arg(long, env = "ORDER_SERVICE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    /// From 1ms to 1m.
+    #[arg(long, env = "ORDER_SERVICE_TIMEOUT", default_value = "2s", value_parser = parse_timeout)]
     pub order_timeout: Duration,
     /// Serve POST /verify-tracecontext, the endpoint the official W3C Trace
     /// Context test harness drives (off by default; calls loopback URLs only).
@@ -299,6 +302,25 @@ mod tests {
             &["--retry-jitter", "some"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn timeout_flags_accept_one_millisecond_to_one_minute() {
+        let config = parse(&["--user-timeout", "1ms", "--order-timeout", "1m"])
+            .unwrap()
+            .config();
+        assert_eq!(config.users.timeout, Duration::from_millis(1));
+        assert_eq!(config.orders.timeout, Duration::from_secs(60));
+        for flag in ["--user-timeout", "--order-timeout", "--hedge-after"] {
+            for bad in ["1ns", "999us", "0s", "61s"] {
+                let message = parse(&[flag, bad]).unwrap_err().to_string();
+                assert!(message.contains(flag), "{flag} {bad}: {message}");
+                assert!(
+                    message.contains("at least 1ms and at most 1m"),
+                    "{flag} {bad}: {message}"
+                );
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ mod profile;
 pub mod query;
 pub mod resilience;
 mod server_timing;
+mod user_id;
 mod validation;
 
 pub use config::{Config, Mode, TraceContextValidation};

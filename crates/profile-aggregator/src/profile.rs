@@ -1,6 +1,7 @@
 //! `GET /user-profile/{id}`: the fan-out, in three modes, with the
 //! remedies the request asks for (its query: [`crate::query`]; the remedies:
-//! [`crate::resilience`]).
+//! [`crate::resilience`]). The id and the query are checked before any call
+//! ([`crate::user_id`]): a request refused as malformed calls nobody.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use crate::downstream::{Downstream, Timed};
 use crate::query::{ProfileQuery, RequestSettings};
 use crate::resilience::fallback;
 use crate::server_timing::{self, Metric};
+use crate::user_id::UserId;
 use crate::{AggregatorError, Config, Mode};
 
 /// The answer: both halves of the profile and where the time went.
@@ -82,13 +84,14 @@ impl AppState {
 
     async fn fetch_user(
         &self,
-        id: &str,
+        id: UserId,
         settings: &RequestSettings,
     ) -> Result<Timed<User>, AggregatorError> {
+        let id = id.to_string();
         self.0
             .users
             .get_json(
-                &["users", id],
+                &["users", &id],
                 "/users/{id}",
                 &settings.remedies,
                 settings.user_timeout,
@@ -100,15 +103,16 @@ impl AppState {
     /// service failed — `None`, with the failure noted on the SERVER span.
     async fn fetch_orders(
         &self,
-        id: &str,
+        id: UserId,
         settings: &RequestSettings,
     ) -> Result<Timed<Option<Vec<Order>>>, AggregatorError> {
         let started = Instant::now();
+        let id = id.to_string();
         match self
             .0
             .orders
             .get_json::<Vec<Order>>(
-                &["users", id, "orders"],
+                &["users", &id, "orders"],
                 "/users/{id}/orders",
                 &settings.remedies,
                 settings.order_timeout,
@@ -144,14 +148,16 @@ async fn get_profile(
     Path(id): Path<String>,
     query: ProfileQuery,
 ) -> Result<Response, AggregatorError> {
+    // At the edge, before any fan-out: a malformed id calls nobody.
+    let id = UserId::parse(&id)?;
     let settings = state.settings(query)?;
     let mode = settings.mode;
 
     let started = Instant::now();
     let (user, orders) = match mode {
-        Mode::Sequential => sequential(&state, &id, &settings).await?,
-        Mode::Concurrent => concurrent(&state, &id, &settings).await?,
-        Mode::Unlinked => unlinked(&state, &id, settings).await?,
+        Mode::Sequential => sequential(&state, id, &settings).await?,
+        Mode::Concurrent => concurrent(&state, id, &settings).await?,
+        Mode::Unlinked => unlinked(&state, id, settings).await?,
     };
     let total = started.elapsed();
 
@@ -200,7 +206,7 @@ async fn get_profile(
 /// One call, then the other: the request waits for the sum.
 async fn sequential(
     state: &AppState,
-    id: &str,
+    id: UserId,
     settings: &RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
     let user = state.fetch_user(id, settings).await?;
@@ -215,7 +221,7 @@ async fn sequential(
 /// an error here).
 async fn concurrent(
     state: &AppState,
-    id: &str,
+    id: UserId,
     settings: &RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
     tokio::try_join!(
@@ -230,13 +236,13 @@ async fn concurrent(
 /// shows a server span with nothing under it.
 async fn unlinked(
     state: &AppState,
-    id: &str,
+    id: UserId,
     settings: RequestSettings,
 ) -> Result<Fetched, AggregatorError> {
-    let (s, i) = (state.clone(), id.to_owned());
-    let user = tokio::spawn(async move { s.fetch_user(&i, &settings).await });
-    let (s, i) = (state.clone(), id.to_owned());
-    let orders = tokio::spawn(async move { s.fetch_orders(&i, &settings).await });
+    let s = state.clone();
+    let user = tokio::spawn(async move { s.fetch_user(id, &settings).await });
+    let s = state.clone();
+    let orders = tokio::spawn(async move { s.fetch_orders(id, &settings).await });
     let (user, orders) = tokio::join!(user, orders);
     let joined = |e: tokio::task::JoinError| AggregatorError::Internal(e.to_string());
     Ok((user.map_err(joined)??, orders.map_err(joined)??))
@@ -244,4 +250,72 @@ async fn unlinked(
 
 fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use url::Url;
+
+    use crate::config::Dependency;
+    use crate::{router, Config, Mode, TraceContextValidation};
+
+    /// A base URL nothing listens on: any call made there fails (502).
+    fn dead_dependency() -> Dependency {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        Dependency {
+            base_url: Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+            timeout: std::time::Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_id_is_refused_before_any_call() {
+        let config = Config {
+            users: dead_dependency(),
+            orders: dead_dependency(),
+            default_mode: Mode::Sequential,
+            tracecontext_validation: TraceContextValidation::Off,
+            remedies: Default::default(),
+        };
+        let listener = service_kit::startup::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = router(config).unwrap();
+        tokio::spawn(service_kit::startup::serve(
+            listener,
+            app,
+            std::future::pending(),
+        ));
+        let client = reqwest::Client::new();
+        for mode in Mode::ALL {
+            for id in ["abc", "0", "-1"] {
+                let response = client
+                    .get(format!("{base}/user-profile/{id}?mode={mode}"))
+                    .send()
+                    .await
+                    .unwrap();
+                // A call to the dead user service would have been a 502.
+                assert_eq!(response.status(), 400, "{id} {mode}");
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+                assert_eq!(
+                    body["error"]["message"],
+                    format!("user id must be a positive integer, got {id:?}")
+                );
+            }
+            // A well-formed id is asked for: the dead dependency shows.
+            let response = client
+                .get(format!("{base}/user-profile/99999?mode={mode}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 502, "{mode}");
+        }
+    }
 }

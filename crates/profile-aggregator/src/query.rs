@@ -300,6 +300,13 @@ mod tests {
             ("hedge_after=soon", "hedge_after=\"soon\""),
             ("hedge_after=p200", "p1 to p99.9"),
             ("user_timeout=0ms", "user_timeout=\"0ms\""),
+            (
+                "order_timeout=1ns",
+                "order_timeout=\"1ns\": a timeout must be at least 1ms and at most 1m",
+            ),
+            ("user_timeout=999us", "at least 1ms"),
+            ("order_timeout=61s", "at most 1m"),
+            ("hedge_after=50us", "at least 1ms and at most 1m"),
             ("order_timeout=fast", "200ms"),
             (
                 "mode=parallel",

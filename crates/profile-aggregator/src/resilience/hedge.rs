@@ -57,11 +57,13 @@ impl FromStr for HedgeAfter {
                 )),
             };
         }
+        // The timeouts' range: a sub-millisecond delay would hedge every
+        // call at once, doubling the load (a `50us` meant as `50ms`).
         match humantime::parse_duration(s) {
-            Ok(d) if !d.is_zero() && d <= super::MAX_DELAY => Ok(Self::Fixed(d)),
+            Ok(d) if (super::MIN_DELAY..=super::MAX_DELAY).contains(&d) => Ok(Self::Fixed(d)),
             Ok(_) => Err(format!(
-                "{s:?}: the delay must be above 0 and at most {}; expected {HEDGE_FORMS}",
-                humantime::format_duration(super::MAX_DELAY)
+                "{s:?}: the delay must be {}; expected {HEDGE_FORMS}",
+                super::timeout::accepted_range()
             )),
             Err(_) => Err(format!("{s:?}: expected {HEDGE_FORMS}")),
         }
@@ -204,6 +206,22 @@ mod tests {
         for form in ["off", "50ms", "p95", "p99.9"] {
             let parsed: HedgeAfter = form.parse().unwrap();
             assert_eq!(parsed.to_string(), form);
+        }
+    }
+
+    #[test]
+    fn a_fixed_delay_has_the_timeouts_range() {
+        assert_eq!(
+            "1ms".parse(),
+            Ok(HedgeAfter::Fixed(super::super::MIN_DELAY))
+        );
+        assert_eq!("1m".parse(), Ok(HedgeAfter::Fixed(super::super::MAX_DELAY)));
+        for bad in ["1ns", "999us", "0s", "61s"] {
+            let err = bad.parse::<HedgeAfter>().unwrap_err();
+            assert!(
+                err.contains("the delay must be at least 1ms and at most 1m"),
+                "{bad:?}: {err}"
+            );
         }
     }
 

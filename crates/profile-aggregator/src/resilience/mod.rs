@@ -58,8 +58,14 @@ use breaker::BreakerConfig;
 use budget::BudgetConfig;
 use retry::{RetryConfig, RetryJitter};
 
-/// The longest per-request timeout or hedge delay a query may ask for.
+/// The longest timeout or hedge delay a flag or a query may ask for.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// The shortest timeout or hedge delay a flag or a query may ask for. No
+/// HTTP call is answered in less, so anything below can only be a slip of
+/// the unit (`200ns` or `200us` for `200ms`) that would fail or hedge every
+/// call, and a timeout below it would be reported as "within 0 ms".
+pub const MIN_DELAY: Duration = Duration::from_millis(1);
 
 /// Remedies switched on or off: the flags' defaults, and what one request
 /// gets once its query is laid over them ([`crate::query::RequestSettings`]).
