@@ -56,6 +56,18 @@ fn bad_flags_are_rejected_clearly() {
             "http://",
         ),
         (
+            vec!["serve", "profile-aggregator", "--order-timeout", "1ns"],
+            "'--order-timeout <ORDER_TIMEOUT>': \"1ns\": a timeout must be at least 1ms and at most 1m",
+        ),
+        (
+            vec!["serve", "profile-aggregator", "--user-timeout", "2h"],
+            "--user-timeout",
+        ),
+        (
+            vec!["serve", "profile-aggregator", "--hedge-after", "50us"],
+            "at least 1ms and at most 1m",
+        ),
+        (
             vec!["serve", "order-service", "--listen", "nowhere"],
             "--listen",
         ),

@@ -143,3 +143,72 @@ async fn slow_dependency_past_its_timeout_is_a_504() {
     assert_eq!(root.status_code, StatusCode::Error);
     assert_eq!(root.attr_i64("http.response.status_code"), Some(504));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_user_id_is_refused_at_the_edge_without_any_call() {
+    let suite = Suite::start(Options::default()).await;
+    let mut refused = Vec::new();
+    for mode in ["sequential", "concurrent", "unlinked"] {
+        for id in ["abc", "0", "-1"] {
+            let response = suite.profile(id, mode, &[]).await;
+            let (trace_id, _) = traceresponse_ids(&response);
+            let (status, code, message) = error_body(response).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (400, "invalid_request"),
+                "{id} {mode}"
+            );
+            // Word for word what the user service would have answered.
+            assert_eq!(
+                message,
+                format!("user id must be a positive integer, got {id:?}")
+            );
+            refused.push(trace_id);
+        }
+    }
+    // A well-formed id afterwards: the mocks do trace when they are called.
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (answered, _) = traceresponse_ids(&response);
+
+    // Every service flushed: whatever was ever exported is in the store.
+    let receiver = suite.stop_services().await;
+    let spans = receiver.store().spans();
+    for trace_id in &refused {
+        let trace: Vec<_> = spans.iter().filter(|s| &s.trace_id == trace_id).collect();
+        assert_eq!(trace.len(), 1, "the SERVER span alone: {trace:#?}");
+        let root = trace[0];
+        assert_eq!(
+            (root.service_name.as_str(), root.kind, root.name.as_str()),
+            (
+                "profile-aggregator",
+                SpanKind::Server,
+                "GET /user-profile/{id}"
+            )
+        );
+        assert_eq!(root.attr_i64("http.response.status_code"), Some(400));
+        assert_eq!(
+            root.status_code,
+            StatusCode::Unset,
+            "4xx is not a server error"
+        );
+        assert_eq!(root.attr_str("error.type"), None);
+    }
+    // Not even in a trace of its own (`unlinked` spawns its calls): every
+    // CLIENT span and every span of a mock belongs to the one good request.
+    let elsewhere: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client || s.service_name != "profile-aggregator")
+        .filter(|s| s.trace_id != answered)
+        .collect();
+    assert!(elsewhere.is_empty(), "{:#?}", summary(&spans));
+    for mock in ["user-service", "order-service"] {
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.trace_id == answered && s.service_name == mock),
+            "{mock} traced the good request: {:#?}",
+            summary(&spans)
+        );
+    }
+}

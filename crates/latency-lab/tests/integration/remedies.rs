@@ -186,7 +186,13 @@ async fn malformed_remedy_parameters_are_400s_naming_the_accepted_forms() {
         ("fallback=yes", "expected on or off"),
         ("hedge_after=soon", "p95"),
         ("hedge_after=p100", "p1 to p99.9"),
-        ("order_timeout=0s", "above 0"),
+        ("order_timeout=0s", "at least 1ms and at most 1m"),
+        (
+            "order_timeout=1ns",
+            "order_timeout=\"1ns\": a timeout must be at least 1ms",
+        ),
+        ("user_timeout=2h", "at least 1ms and at most 1m"),
+        ("hedge_after=50us", "at least 1ms and at most 1m"),
         ("user_timeout=fast", "200ms"),
         ("bulkhead=on", "--max-in-flight"),
     ] {
