@@ -8,16 +8,19 @@
 //! | `mode` | `sequential`, `concurrent`, `unlinked` | `--mode` |
 //! | `retry` | `on`, `off` | `--retry` |
 //! | `breaker` | `on`, `off` (off bypasses the shared breaker) | `--breaker` |
-//! | `hedge_after` | `off`, a duration (`50ms`), a percentile (`p95`) | `--hedge-after` |
+//! | `hedge_after` | `off`, a duration from `1ms` to `1m` (`50ms`), a percentile (`p95`) | `--hedge-after` |
 //! | `bulkhead` | `on`, `off` (off bypasses it; the limit itself is a flag) | on with `--max-in-flight` |
 //! | `fallback` | `true`, `false` (or `on`, `off`) | `--fallback` |
-//! | `user_timeout`, `order_timeout` | a duration | `--user-timeout`, `--order-timeout` |
+//! | `user_timeout`, `order_timeout` | a duration from `1ms` to `1m` | `--user-timeout`, `--order-timeout` |
 //!
 //! Anything else is a 400, so a typo can never silently run the request
 //! without the remedy asked for: an unknown parameter (`?retyr=on`) is
 //! answered with the list of accepted ones, a malformed value with the
 //! parameter and its accepted forms, a parameter given twice
-//! (`?retry=on&retry=off`) with a request to give it once.
+//! (`?retry=on&retry=off`) with a request to give it once. A duration out of
+//! range is malformed too: `order_timeout=1ns` (a slip of the unit that
+//! would time out every call) is refused with the accepted range, the same
+//! range the flags accept ([`crate::resilience::timeout`]).
 //!
 //! Two steps, each done once: [`ProfileQuery::parse`] turns the query string
 //! into typed values (what the request *said*), [`ProfileQuery::over`] lays
