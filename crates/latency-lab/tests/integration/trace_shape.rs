@@ -161,11 +161,34 @@ async fn one_request_is_one_trace_across_three_services() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ids_and_unknown_users_are_client_errors_not_span_errors() {
     let suite = Suite::start(Options::default()).await;
-    for (id, status, code) in [
-        ("abc", 400, "invalid_request"),
-        ("0", 400, "invalid_request"),
-        ("99999", 404, "not_found"),
-    ] {
+    // A malformed id is refused by the aggregator itself: no call at all
+    // (failures::a_malformed_user_id_is_refused_at_the_edge_without_any_call).
+    for id in ["abc", "0"] {
+        let response = suite.profile(id, "sequential", &[]).await;
+        assert_eq!(response.status(), 400, "id {id}");
+        let (trace_id, _) = traceresponse_ids(&response);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        let spans = suite
+            .trace_where(&trace_id, |spans| {
+                spans.iter().any(|s| s.kind == SpanKind::Server)
+            })
+            .await;
+        let root = one(
+            &spans,
+            "profile-aggregator",
+            SpanKind::Server,
+            "GET /user-profile/{id}",
+        );
+        assert_eq!(root.attr_i64("http.response.status_code"), Some(400));
+        assert_eq!(
+            root.status_code,
+            StatusCode::Unset,
+            "4xx is not a server error"
+        );
+        assert_eq!(spans.len(), 1, "no call: {:#?}", summary(&spans));
+    }
+    for (id, status, code) in [("99999", 404, "not_found")] {
         let response = suite.profile(id, "sequential", &[]).await;
         assert_eq!(response.status(), status, "id {id}");
         let (trace_id, _) = traceresponse_ids(&response);
