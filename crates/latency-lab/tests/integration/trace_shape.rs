@@ -301,6 +301,11 @@ async fn every_span_says_which_version_which_process_and_which_host_sent_it() {
         );
         assert_eq!(resource_str(first, "process.runtime.name"), Some("rustc"));
         assert!(
+            first.resource.contains_key("process.command_args"),
+            "{:?}",
+            first.resource
+        );
+        assert!(
             resource_str(first, "host.name").is_some_and(|h| !h.is_empty()),
             "{:?}",
             first.resource
