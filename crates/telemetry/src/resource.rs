@@ -6,9 +6,10 @@
 //! one before (the later wins):
 //!
 //! 1. detected: the contrib crate's host (`host.name`, `host.id`,
-//!    `host.arch`), process (`process.pid`, `process.command_args`,
-//!    `process.runtime.*` of the compiler that built it) and service-instance
-//!    (`service.instance.id`, a UUID per process) detectors;
+//!    `host.arch`), process (`process.pid`, `process.runtime.*` of the
+//!    compiler that built it; not `process.command_args`, see
+//!    [`without_command_line`]) and service-instance (`service.instance.id`,
+//!    a UUID per process) detectors;
 //! 2. what only the service knows: `service.version` (the service crate's
 //!    version, passed in by the service) and `process.executable.name`;
 //! 3. the SDK's defaults, `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
@@ -26,7 +27,9 @@ use opentelemetry_sdk::resource::{
     EnvResourceDetector, ResourceDetector, SdkProvidedResourceDetector, TelemetryResourceDetector,
 };
 use opentelemetry_sdk::Resource;
-use opentelemetry_semantic_conventions::resource::{PROCESS_EXECUTABLE_NAME, SERVICE_VERSION};
+use opentelemetry_semantic_conventions::resource::{
+    PROCESS_COMMAND_ARGS, PROCESS_EXECUTABLE_NAME, SERVICE_VERSION,
+};
 
 use crate::TelemetryConfig;
 
@@ -44,14 +47,26 @@ pub fn resource(config: &TelemetryConfig) -> Resource {
         Box::new(TelemetryResourceDetector),
         Box::new(EnvResourceDetector::new()),
     ];
+    let detected = Resource::builder_empty().with_detectors(&detected).build();
     let mut builder = Resource::builder_empty()
-        .with_detectors(&detected)
+        .with_attributes(without_command_line(&detected))
         .with_attributes(own_attributes(config))
         .with_detectors(&sdk_and_environment);
     if let Some(name) = &config.default_service_name {
         builder = builder.with_service_name(name.clone());
     }
     builder.build()
+}
+
+/// The detected attributes less `process.command_args`: a flag such as
+/// `--user-service-url http://user:secret@host` would put in every span the
+/// credentials that the CLIENT spans' `url.full` takes care to redact.
+fn without_command_line(detected: &Resource) -> Vec<KeyValue> {
+    detected
+        .iter()
+        .filter(|(key, _)| key.as_str() != PROCESS_COMMAND_ARGS)
+        .map(|(key, value)| KeyValue::new(key.clone(), value.clone()))
+        .collect()
 }
 
 /// What no detector can know: the version of the service (not of this
@@ -104,6 +119,11 @@ mod tests {
         );
         assert_eq!(get(&resource, HOST_NAME), hostname().map(Value::from));
         assert!(get(&resource, "telemetry.sdk.name").is_some());
+        assert_eq!(
+            get(&resource, PROCESS_COMMAND_ARGS),
+            None,
+            "may hold credentials"
+        );
     }
 
     #[test]

@@ -300,9 +300,13 @@ async fn every_span_says_which_version_which_process_and_which_host_sent_it() {
             Some("latency-lab")
         );
         assert_eq!(resource_str(first, "process.runtime.name"), Some("rustc"));
+        assert_eq!(
+            resource_str(first, "host.arch"),
+            Some(std::env::consts::ARCH)
+        );
         assert!(
-            first.resource.contains_key("process.command_args"),
-            "{:?}",
+            !first.resource.contains_key("process.command_args"),
+            "flags may carry credentials: {:?}",
             first.resource
         );
         assert!(
