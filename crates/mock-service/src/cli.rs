@@ -125,6 +125,7 @@ impl Flags {
         let shutdown = mock.shutdown_token();
         let service = Service {
             name: spec.name.service,
+            version: env!("CARGO_PKG_VERSION"),
             listen: self.listen,
             log_format: self.common.log_format,
         };

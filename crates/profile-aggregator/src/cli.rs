@@ -231,6 +231,7 @@ impl Args {
         let config = self.config();
         let service = Service {
             name: "profile-aggregator",
+            version: env!("CARGO_PKG_VERSION"),
             listen: self.listen,
             log_format: self.common.log_format,
         };

@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Service {
     /// Default `service.name` (`OTEL_SERVICE_NAME` overrides it).
     pub name: &'static str,
+    /// `service.version`: the service crate's own version, so pass
+    /// `env!("CARGO_PKG_VERSION")` from the service's crate.
+    pub version: &'static str,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
 }
@@ -110,7 +113,7 @@ pub async fn run_until<F>(
 where
     F: FnOnce() -> Result<Router, ServeError>,
 {
-    let config = TelemetryConfig::from_env(service.name)?;
+    let config = TelemetryConfig::from_env(service.name, service.version)?;
     let guard = telemetry::init(&config, service.log_format)?;
 
     let result = async {

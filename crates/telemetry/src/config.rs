@@ -110,6 +110,10 @@ pub struct TelemetryConfig {
     pub default_service_name: Option<String>,
     /// The name the spans will carry, for log lines and tests.
     pub service_name: String,
+    /// `service.version` of the resource: the version of the service's own
+    /// crate, given by the service (`env!("CARGO_PKG_VERSION")` at its call
+    /// site), not this crate's. `OTEL_RESOURCE_ATTRIBUTES` may override it.
+    pub service_version: String,
     pub protocol: OtlpProtocol,
     /// The full URL the exporter sends to (for HTTP, including `/v1/traces`).
     pub endpoint: String,
@@ -121,21 +125,36 @@ pub struct TelemetryConfig {
     /// `OTEL_BSP_SCHEDULE_DELAY` when set, otherwise a short default so that a
     /// trace is searchable a moment after its response.
     pub schedule_delay: Duration,
+    /// `LATENCY_LAB_SPAN_SOURCE=true`: every span also carries where it was
+    /// opened (`code.*`), on which thread (`thread.*`) and its `tracing`
+    /// target. Off by default: those tags sort first in Jaeger's tag list and
+    /// push the `http.*`/`db.*` attributes off its collapsed line.
+    pub span_source: bool,
 }
+
+/// The variable that turns [`TelemetryConfig::span_source`] on.
+pub const SPAN_SOURCE_VAR: &str = "LATENCY_LAB_SPAN_SOURCE";
 
 /// Export delay when `OTEL_BSP_SCHEDULE_DELAY` is not set. The SDK's own
 /// default (5 s) makes people think the demo is broken.
 pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_millis(500);
 
 impl TelemetryConfig {
-    /// Reads the process environment.
-    pub fn from_env(default_service_name: &str) -> Result<Self, TelemetryError> {
-        Self::from_lookup(default_service_name, |key| std::env::var(key).ok())
+    /// Reads the process environment. `service_version` is the calling
+    /// service's crate version (`env!("CARGO_PKG_VERSION")` where it calls).
+    pub fn from_env(
+        default_service_name: &str,
+        service_version: &str,
+    ) -> Result<Self, TelemetryError> {
+        Self::from_lookup(default_service_name, service_version, |key| {
+            std::env::var(key).ok()
+        })
     }
 
     /// Resolves the configuration from any variable lookup (tests pass a map).
     pub fn from_lookup(
         default_service_name: &str,
+        service_version: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, TelemetryError> {
         let non_empty = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
@@ -184,11 +203,11 @@ impl TelemetryConfig {
         };
 
         let sdk_disabled = match non_empty("OTEL_SDK_DISABLED") {
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(invalid("OTEL_SDK_DISABLED", &v, "expected true or false")),
-            },
+            Some(v) => parse_bool("OTEL_SDK_DISABLED", &v)?,
+            None => false,
+        };
+        let span_source = match non_empty(SPAN_SOURCE_VAR) {
+            Some(v) => parse_bool(SPAN_SOURCE_VAR, &v)?,
             None => false,
         };
 
@@ -206,11 +225,13 @@ impl TelemetryConfig {
         Ok(Self {
             default_service_name,
             service_name,
+            service_version: service_version.to_owned(),
             protocol,
             endpoint,
             sampler,
             sdk_disabled,
             schedule_delay,
+            span_source,
         })
     }
 }
@@ -222,6 +243,16 @@ fn service_name_from_resource_attributes(attrs: &str) -> Option<String> {
         let (key, value) = pair.split_once('=')?;
         (key.trim() == "service.name" && !value.trim().is_empty()).then(|| value.trim().to_owned())
     })
+}
+
+/// `true` or `false`, in any case (the OpenTelemetry boolean rule); anything
+/// else is a mistake worth stopping for.
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, TelemetryError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(var, value, "expected true or false")),
+    }
 }
 
 fn validate_endpoint(var: &'static str, value: &str) -> Result<String, TelemetryError> {
@@ -263,7 +294,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        TelemetryConfig::from_lookup("user-service", |k| map.get(k).cloned())
+        TelemetryConfig::from_lookup("user-service", "1.2.3", |k| map.get(k).cloned())
     }
 
     #[test]
@@ -276,6 +307,19 @@ mod tests {
         assert_eq!(c.default_service_name.as_deref(), Some("user-service"));
         assert!(!c.sdk_disabled);
         assert_eq!(c.schedule_delay, DEFAULT_SCHEDULE_DELAY);
+        assert_eq!(c.service_version, "1.2.3");
+        assert!(!c.span_source, "code.*, thread.* and target are opt-in");
+    }
+
+    #[test]
+    fn span_source_is_a_strict_switch() {
+        assert!(resolve(&[(SPAN_SOURCE_VAR, "true")]).unwrap().span_source);
+        assert!(resolve(&[(SPAN_SOURCE_VAR, "True")]).unwrap().span_source);
+        assert!(!resolve(&[(SPAN_SOURCE_VAR, "false")]).unwrap().span_source);
+        for bad in ["1", "yes", "on"] {
+            let err = resolve(&[(SPAN_SOURCE_VAR, bad)]).unwrap_err().to_string();
+            assert!(err.starts_with(SPAN_SOURCE_VAR), "{err}");
+        }
     }
 
     #[test]
@@ -379,6 +423,7 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
             ),
             (vec![("OTEL_SDK_DISABLED", "yes")], "OTEL_SDK_DISABLED"),
+            (vec![(SPAN_SOURCE_VAR, "yes")], SPAN_SOURCE_VAR),
             (
                 vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")],
                 "OTEL_BSP_SCHEDULE_DELAY",

@@ -10,6 +10,7 @@
 //! The pieces:
 //! - [`config`]: reads the standard `OTEL_*` environment variables.
 //! - [`init`]: builds the tracer provider, exporter and `tracing` subscriber.
+//! - [`resource`]: who sent a span (version, instance, host, process).
 //! - [`propagation`]: W3C Trace Context + Baggage, on requests and in the
 //!   `traceresponse` of answers: the only global state.
 //! - [`server`]: an axum middleware that opens the SERVER span of a request.
@@ -22,11 +23,12 @@ mod error;
 pub mod init;
 pub mod logging;
 pub mod propagation;
+pub mod resource;
 pub mod server;
 pub mod shutdown;
 
 pub use client::{traced_client, traced_client_with, HttpClient};
-pub use config::{OtlpProtocol, SamplerConfig, TelemetryConfig};
+pub use config::{OtlpProtocol, SamplerConfig, TelemetryConfig, SPAN_SOURCE_VAR};
 pub use error::TelemetryError;
 pub use init::init;
 pub use logging::LogFormat;

@@ -71,6 +71,16 @@ pub enum JaegerError {
     },
 }
 
+/// One edge of Jaeger's service graph: spans of `child` whose parent span
+/// belongs to `parent`, `call_count` of them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct DependencyLink {
+    pub parent: String,
+    pub child: String,
+    #[serde(rename = "callCount")]
+    pub call_count: u64,
+}
+
 /// A client for the query API of the Jaeger whose UI is at one base URL.
 #[derive(Debug, Clone)]
 pub struct JaegerClient {
@@ -153,6 +163,62 @@ impl JaegerClient {
             .traces(self.url(&["traces"], &query))
             .await?
             .unwrap_or_default())
+    }
+
+    /// Recent traces of a service with a span carrying every one of `tags`
+    /// (`/api/traces?service=…&tags={"k":"v"}`): the UI's *Tags* search box,
+    /// where `http.response.status_code=502` is typed. Values are compared as
+    /// text; at most `limit` traces, looking back one hour.
+    pub async fn find_traces_tagged(
+        &self,
+        service: &str,
+        tags: &[(&str, &str)],
+        limit: usize,
+    ) -> Result<Vec<Trace>, JaegerError> {
+        let limit = limit.to_string();
+        let tags = tags_json(tags);
+        let query = [
+            ("service", service),
+            ("tags", &tags),
+            ("limit", &limit),
+            ("lookback", "1h"),
+        ];
+        Ok(self
+            .traces(self.url(&["traces"], &query))
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// The service-to-service edges Jaeger computes over the `lookback`
+    /// before now (`/api/dependencies`): what *System Architecture* draws.
+    pub async fn dependencies(
+        &self,
+        lookback: Duration,
+    ) -> Result<Vec<DependencyLink>, JaegerError> {
+        #[derive(serde::Deserialize)]
+        struct Links {
+            /// An empty store answers `"data": null`.
+            data: Option<Vec<DependencyLink>>,
+        }
+        let end_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+            .to_string();
+        let lookback_ms = lookback.as_millis().to_string();
+        let url = self.url(
+            &["dependencies"],
+            &[("endTs", &end_ms), ("lookback", &lookback_ms)],
+        );
+        let (status, body) = self.get(url).await?;
+        match serde_json::from_str::<Links>(&body) {
+            Ok(links) if status == 200 => {
+                let mut links = links.data.unwrap_or_default();
+                links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
+                Ok(links)
+            }
+            _ => Err(self.unexpected(status, &body)),
+        }
     }
 
     /// Asks for the trace until it has at least `min_spans` spans. Failures
@@ -283,6 +349,15 @@ impl JaegerClient {
     }
 }
 
+/// `{"k":"v",…}`: the `tags` parameter Jaeger's search reads.
+fn tags_json(tags: &[(&str, &str)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = tags
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -340,6 +415,15 @@ mod tests {
         assert_eq!(
             prefixed.url(&["traces", "ab"], &[]).as_str(),
             "http://127.0.0.1:16686/jaeger/api/traces/ab"
+        );
+    }
+
+    #[test]
+    fn tags_are_a_json_object_of_strings() {
+        let json = tags_json(&[("http.response.status_code", "502"), ("error.type", "a\"b")]);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            serde_json::json!({"http.response.status_code": "502", "error.type": "a\"b"})
         );
     }
 

@@ -22,6 +22,6 @@ pub mod terminal;
 mod trace_id;
 pub mod waterfall;
 
-pub use client::{JaegerClient, JaegerError};
+pub use client::{DependencyLink, JaegerClient, JaegerError};
 pub use model::{Span, Trace};
 pub use trace_id::{InvalidTraceId, TraceId};

@@ -92,6 +92,7 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         ("OTEL_TRACES_SAMPLER", "sometimes"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        ("LATENCY_LAB_SPAN_SOURCE", "yes"),
     ] {
         let output = std::process::Command::new(LAB)
             .args(["serve", "user-service", "--listen", "127.0.0.1:0"])

@@ -153,5 +153,12 @@ async fn unlinked_mode_splits_the_request_into_three_traces() {
             .expect("the orphaned client span was exported too");
         assert_eq!(client.kind, SpanKind::Client);
         assert_eq!(client.parent_span_id, None);
+        // Lesson 2: each orphan is a trace of three spans: the orphaned
+        // call, the service it reached, that service's query.
+        let orphan = suite.trace(&server.trace_id, 3).await;
+        assert_eq!(orphan.len(), 3, "{:#?}", summary(&orphan));
+        assert!(orphan
+            .iter()
+            .any(|s| s.kind == SpanKind::Internal && s.name.starts_with("db.query")));
     }
 }

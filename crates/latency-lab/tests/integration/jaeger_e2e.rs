@@ -325,3 +325,146 @@ async fn tail_sampling_keeps_slow_and_error_traces_and_drops_fast_ok_ones() {
         "the fast OK trace was kept: {fast_in_jaeger:?}"
     );
 }
+
+/// What a person sees in Jaeger's UI: the *Process* section names version,
+/// instance and host; *System Architecture* draws the two real calls — and,
+/// because Jaeger's memory store counts every parent→child pair of spans
+/// (`internal/storage/v2/memory/tenant.go`, `getDependencies`), a loop on
+/// each service for its spans' children within the same process. Lesson 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jaeger_shows_the_process_and_draws_each_parent_child_pair_as_an_edge() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(&stack, Protocol::Grpc, Options::default())).await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = jaeger_trace(&stack, &trace_id, 7).await;
+    check_shape(&spans);
+    for span in &spans {
+        for key in [
+            "service.version",
+            "service.instance.id",
+            "host.name",
+            "process.pid",
+            "process.runtime.name",
+        ] {
+            assert!(
+                span.resource.contains_key(key),
+                "{} {}: no {key} in {:?}",
+                span.service,
+                span.name,
+                span.resource
+            );
+        }
+        assert!(
+            !span.attributes.keys().any(|k| k.starts_with("code.")),
+            "{:?}",
+            span.attributes
+        );
+    }
+
+    // The collapsed line: Jaeger sorts tags by name, and after `busy_ns`
+    // come the request's own attributes.
+    let raw: serde_json::Value = reqwest::get(format!(
+        "{}/api/traces/{trace_id}",
+        stack.jaeger.query().unwrap().base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let root = raw["data"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["references"].as_array().is_none_or(Vec::is_empty))
+        .expect("the root span");
+    let keys: Vec<&str> = root["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys[0], "busy_ns", "{keys:?}");
+    assert_eq!(keys[1], "client.address", "{keys:?}");
+    assert_eq!(keys[2], "http.request.method", "{keys:?}");
+
+    let links = stack
+        .jaeger
+        .query()
+        .unwrap()
+        .dependencies(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let edges: Vec<(&str, &str, u64)> = links
+        .iter()
+        .map(|l| (l.parent.as_str(), l.child.as_str(), l.call_count))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            // SERVER → its two CLIENT spans: same process, drawn as a loop.
+            ("order-service", "order-service", 1), // SERVER → db.query
+            ("profile-aggregator", "order-service", 1), // the real calls
+            ("profile-aggregator", "profile-aggregator", 2),
+            ("profile-aggregator", "user-service", 1),
+            ("user-service", "user-service", 1), // SERVER → db.query
+        ]
+    );
+}
+
+/// Lesson 5: the search box's `error=true` finds nothing in Jaeger 2.13's
+/// memory store (it reads the text "true" as the boolean false and then
+/// looks for status OK); a search on the attributes the spans carry works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_found_by_its_status_code_and_error_type_not_by_error_true() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(
+        &stack,
+        Protocol::Grpc,
+        Options {
+            order_url: Some(crate::common::closed_port_url()),
+            ..Options::default()
+        },
+    ))
+    .await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 502);
+    let (trace_id, _) = traceresponse_ids(&response);
+    // root + 2 clients + user server + user db
+    let spans = jaeger_trace(&stack, &trace_id, 5).await;
+    assert!(spans.iter().any(Span::is_error));
+    let client = find(
+        &spans,
+        "profile-aggregator",
+        "GET /users/{id}/orders",
+        SpanKind::Client,
+    );
+    assert_eq!(
+        client.attributes.get("error.type"),
+        Some(&Value::String("connect_error".into()))
+    );
+
+    let query = stack.jaeger.query().unwrap();
+    let id = TraceId::parse(&trace_id).unwrap();
+    let search = |tags: &'static [(&'static str, &'static str)]| {
+        let query = query.clone();
+        async move {
+            query
+                .find_traces_tagged("profile-aggregator", tags, 20)
+                .await
+                .unwrap()
+                .iter()
+                .map(|t| t.trace_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search(&[("http.response.status_code", "502")]).await, [id]);
+    assert_eq!(search(&[("error.type", "connect_error")]).await, [id]);
+    assert_eq!(
+        search(&[("error", "true")]).await,
+        [],
+        "Jaeger's memory store now finds error=true: update lesson 5"
+    );
+}

@@ -236,3 +236,230 @@ async fn bad_ids_and_unknown_users_are_client_errors_not_span_errors() {
         .unwrap()
         .contains("sequential, concurrent or unlinked"));
 }
+
+/// The crate versions of the workspace, by crate name (`cargo metadata`).
+fn crate_versions() -> std::collections::BTreeMap<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(output.status.success(), "{output:?}");
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn resource_str<'a>(span: &'a otlp_receiver::CollectedSpan, key: &str) -> Option<&'a str> {
+    span.resource.get(key).and_then(|v| v.as_str())
+}
+
+/// What Jaeger's *Process* section shows: which version of which service,
+/// which process (instance, pid, executable, compiler) on which host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_span_says_which_version_which_process_and_which_host_sent_it() {
+    let suite = Suite::start(Options::default()).await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = suite.trace(&trace_id, 7).await;
+    assert_eq!(spans.len(), 7, "{:#?}", summary(&spans));
+
+    let versions = crate_versions();
+    let processes = [
+        (
+            "profile-aggregator",
+            &suite.aggregator,
+            "profile-aggregator",
+        ),
+        (
+            "user-service",
+            suite.users.as_ref().unwrap(),
+            "mock-service",
+        ),
+        (
+            "order-service",
+            suite.orders.as_ref().unwrap(),
+            "mock-service",
+        ),
+    ];
+    let mut instance_ids = std::collections::BTreeSet::new();
+    for (service, process, crate_name) in processes {
+        let ours: Vec<_> = spans.iter().filter(|s| s.service_name == service).collect();
+        assert!(!ours.is_empty(), "no span of {service}");
+        let first = ours[0];
+        assert!(
+            ours.iter().all(|s| s.resource == first.resource),
+            "one resource per process"
+        );
+        assert_eq!(
+            resource_str(first, "service.version"),
+            Some(versions[crate_name].as_str()),
+            "{service}: the version of its own crate, {crate_name}"
+        );
+        assert_eq!(
+            first.resource.get("process.pid").and_then(|v| v.as_i64()),
+            Some(i64::from(process.pid())),
+            "{service}"
+        );
+        assert_eq!(
+            resource_str(first, "process.executable.name"),
+            Some("latency-lab")
+        );
+        assert_eq!(resource_str(first, "process.runtime.name"), Some("rustc"));
+        assert_eq!(
+            resource_str(first, "host.arch"),
+            Some(std::env::consts::ARCH)
+        );
+        assert!(
+            !first.resource.contains_key("process.command_args"),
+            "flags may carry credentials: {:?}",
+            first.resource
+        );
+        assert!(
+            resource_str(first, "host.name").is_some_and(|h| !h.is_empty()),
+            "{:?}",
+            first.resource
+        );
+        let instance = resource_str(first, "service.instance.id").expect("service.instance.id");
+        assert_eq!(instance.len(), 36, "a UUID: {instance}");
+        instance_ids.insert(instance.to_owned());
+        assert_eq!(
+            resource_str(first, "deployment.environment.name"),
+            None,
+            "only where configured"
+        );
+    }
+    assert_eq!(instance_ids.len(), 3, "one instance id per process");
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` is merged last: it names the environment and
+/// overrides what the service detected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_attributes_from_the_environment_win_over_detected_ones() {
+    let suite = Suite::start(Options {
+        extra_env: vec![(
+            "user-service",
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=staging,service.version=9.9.9-canary,host.name=users-1",
+        )],
+        ..Options::default()
+    })
+    .await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = suite.trace(&trace_id, 7).await;
+    let user = one(&spans, "user-service", SpanKind::Server, "GET /users/{id}");
+    assert_eq!(
+        resource_str(user, "deployment.environment.name"),
+        Some("staging")
+    );
+    assert_eq!(resource_str(user, "service.version"), Some("9.9.9-canary"));
+    assert_eq!(resource_str(user, "host.name"), Some("users-1"));
+    assert!(resource_str(user, "service.instance.id").is_some());
+}
+
+/// Jaeger lists a span's tags by name: `code.*`, `target` and `thread.*`
+/// would come before `http.*` and `db.*`. They are opt-in; `busy_ns` and
+/// `idle_ns` stay (lesson 4 reads them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_tags_lead_with_what_the_span_did_and_source_tags_are_a_switch() {
+    let suite = Suite::start(Options {
+        extra_env: vec![("order-service", "LATENCY_LAB_SPAN_SOURCE", "true")],
+        ..Options::default()
+    })
+    .await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = suite.trace(&trace_id, 7).await;
+    let is_source_tag =
+        |key: &str| key.starts_with("code.") || key.starts_with("thread.") || key == "target";
+    for span in &spans {
+        let keys: Vec<&str> = span.attributes.keys().map(String::as_str).collect();
+        assert!(
+            span.attr_i64("busy_ns").is_some() && span.attr_i64("idle_ns").is_some(),
+            "{} {}: {keys:?}",
+            span.service_name,
+            span.name
+        );
+        let source: Vec<&str> = keys.iter().copied().filter(|k| is_source_tag(k)).collect();
+        if span.service_name == "order-service" {
+            for key in ["code.file.path", "code.line.number", "thread.id", "target"] {
+                assert!(source.contains(&key), "{} {}: {keys:?}", span.name, key);
+            }
+        } else {
+            assert!(
+                source.is_empty(),
+                "{} {}: {source:?}",
+                span.service_name,
+                span.name
+            );
+        }
+    }
+}
+
+/// Lesson 4: `busy_ns` is the time a span was *entered*. A span that waits
+/// on a timer is hardly ever entered, although the waterfall counts all its
+/// time as self time; a parent is entered whenever a child on the same task
+/// is, so its `busy_ns` includes theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_ns_is_time_entered_not_the_waterfalls_self_time() {
+    let suite = Suite::start(Options::default()).await;
+    let response = suite.profile("42", "sequential", &[]).await;
+    assert_eq!(response.status(), 200);
+    let (trace_id, _) = traceresponse_ids(&response);
+    let spans = suite.trace(&trace_id, 7).await;
+    let busy = |s: &otlp_receiver::CollectedSpan| s.attr_i64("busy_ns").unwrap() as u128;
+    let idle = |s: &otlp_receiver::CollectedSpan| s.attr_i64("idle_ns").unwrap() as u128;
+
+    // The simulated query: all self time in the waterfall (no children),
+    // nearly all idle here (a sleeping future is not entered).
+    let db = one(
+        &spans,
+        "user-service",
+        SpanKind::Internal,
+        "db.query SELECT users",
+    );
+    let total = db.duration().as_nanos();
+    assert!(total >= 100_000_000, "{total} ns");
+    assert!(busy(db) * 4 < total, "busy {} of {total} ns", busy(db));
+    assert!(idle(db) * 2 > total, "idle {} of {total} ns", idle(db));
+
+    // The request's SERVER span was entered whenever its CLIENT children
+    // (same task) were: its busy time contains theirs.
+    let root = one(
+        &spans,
+        "profile-aggregator",
+        SpanKind::Server,
+        "GET /user-profile/{id}",
+    );
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.as_deref() == Some(root.span_id.as_str()))
+        .collect();
+    assert_eq!(clients.len(), 2);
+    let children_busy: u128 = clients.iter().map(|c| busy(c)).sum();
+    assert!(
+        busy(root) >= children_busy,
+        "root busy {} ns < its children's {children_busy} ns",
+        busy(root)
+    );
+}
