@@ -526,6 +526,44 @@ mod tests {
         assert_eq!(super::super::tracestate_beyond_sdk(&Context::new()), None);
     }
 
+    /// What docs/upstream/opentelemetry-rust-tracestate-keys.md reports of
+    /// the 0.32 SDK, and why this module keeps the list beside the span
+    /// context. When an upgrade makes this fail, the workaround may go.
+    #[test]
+    fn the_sdk_refuses_keys_the_specification_allows() {
+        use opentelemetry_sdk::propagation::TraceContextPropagator;
+        let system14 = format!("t@{}", "v".repeat(14));
+        for refused in [system14.as_str(), "a@b@c", "t@_v"] {
+            assert!(
+                TraceState::from_key_value([(refused, "1")]).is_err(),
+                "{refused}"
+            );
+            assert!(TraceState::NONE.insert(refused, "1").is_err(), "{refused}");
+        }
+        for accepted in ["fw529a3039@dt", "t@", &format!("t@{}", "v".repeat(13))] {
+            assert!(
+                TraceState::from_key_value([(accepted, "1")]).is_ok(),
+                "{accepted}"
+            );
+        }
+        // The stock propagator loses the whole list and sends it empty.
+        let stock = TraceContextPropagator::new();
+        let incoming = [
+            ("traceparent", tp("01")),
+            ("tracestate", format!("congo=1,{system14}=2")),
+        ];
+        let cx = stock.extract(&Lines(&incoming));
+        assert_eq!(cx.span().span_context().trace_state().header(), "");
+        let mut out = HashMap::new();
+        stock.inject_context(&cx, &mut out);
+        assert_eq!(out.get("tracestate").map(String::as_str), Some(""));
+        // Ours passes it on whole.
+        let mut out = HashMap::new();
+        let cx = W3cTraceContextPropagator::new().extract(&Lines(&incoming));
+        W3cTraceContextPropagator::new().inject_context(&cx, &mut out);
+        assert_eq!(out["tracestate"], incoming[1].1);
+    }
+
     #[test]
     fn tracestate_changed_in_process_is_sent_as_changed() {
         let w3c = W3cTraceContextPropagator::new();
