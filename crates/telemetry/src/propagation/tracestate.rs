@@ -18,9 +18,9 @@
 //! chr         = %x20 / nblk-chr
 //! ```
 //!
-//! The stock OpenTelemetry `TraceState` checks keys with the older rule
-//! (stricter still: one `@`, a system-id of at most 13 characters starting
-//! with a letter or digit), accepts empty and control-character values and
+//! The stock OpenTelemetry `TraceState` checks keys with a rule of its own,
+//! stricter than either text (one `@`, at most 13 characters after it, the
+//! first a letter or digit), accepts empty and control-character values and
 //! does not trim optional white space around members. Forwarding a malformed
 //! list would make *us* the participant that corrupted other vendors' state,
 //! so the list is parsed here, to the letter; [`TraceStateList::to_sdk`] says
@@ -74,8 +74,8 @@ impl TraceStateList {
 
     /// The list as the OpenTelemetry SDK's `TraceState` can hold it, so
     /// exported spans show it: every member whose key the SDK accepts, in
-    /// order. The SDK's key rule is older than the grammar above and 0.32
-    /// has no unchecked constructor, so a key it refuses (a system-id of 14
+    /// order. The SDK's key rule is stricter than the grammar above and
+    /// 0.32 has no unchecked constructor, so a key it refuses (a system-id of 14
     /// characters, two `@`, …) cannot be carried: see
     /// [`SdkTraceState::refused`]. The propagator still forwards the whole
     /// list as received.
@@ -597,6 +597,21 @@ mod tests {
         }
         assert_eq!(check_key("\u{e9}a"), Err(K::BadStart));
         assert_eq!(check_key("a\u{e9}"), Err(K::BadCharacter));
+    }
+
+    /// The examples lesson 3 gives.
+    #[test]
+    fn lesson_3_key_examples() {
+        let fifteen = format!("t@{}", "v".repeat(15));
+        for key in ["rojo", "1t@vendor", "a@b@c", &fifteen] {
+            assert_eq!(check_key(key), Ok(()), "{key}");
+        }
+        for key in ["Rojo", "@vendor", "_x"] {
+            assert_eq!(check_key(key), Err(K::BadStart), "{key}");
+        }
+        // Every Level 1 key is still valid: the longest multi-tenant one.
+        let level1 = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+        assert_eq!(check_key(&level1), Ok(()));
     }
 
     #[test]
