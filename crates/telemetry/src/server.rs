@@ -27,6 +27,11 @@ pub use crate::propagation::TRACERESPONSE;
 pub async fn trace_request(req: Request, next: Next) -> Response {
     let span = server_span(&req);
     let parent = propagation::extract(req.headers());
+    // The span's `trace_state` is what the SDK could hold of the list; the
+    // whole list, when that is less, goes beside it (see the constant).
+    if let Some(list) = propagation::tracestate_beyond_sdk(&parent) {
+        span.set_attribute(propagation::TRACESTATE_RECEIVED_ATTRIBUTE, list);
+    }
     if let Err(e) = span.set_parent(parent) {
         tracing::debug!(error = %e, "could not attach the remote parent");
     }

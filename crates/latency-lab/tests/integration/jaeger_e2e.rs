@@ -468,3 +468,50 @@ async fn a_failed_request_is_found_by_its_status_code_and_error_type_not_by_erro
         "Jaeger's memory store now finds error=true: update lesson 5"
     );
 }
+
+/// Lesson 3's request with a `tracestate` the SDK's `TraceState` can hold
+/// only part of: Jaeger shows each span's `trace_state` as the tag
+/// `w3c.tracestate` (the part the SDK kept), and each SERVER span the whole
+/// list beside it as `w3c.tracestate.received`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracestate_the_sdk_holds_in_part_shows_in_jaeger() {
+    let Some(stack) = stack(&[], &[]) else { return };
+    let suite = Suite::start(via_collector(&stack, Protocol::Grpc, Options::default())).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let whole = "congo=t61rcWkgMzE,a@b@c=1,t@vvvvvvvvvvvvvv=2";
+    let response = suite
+        .profile(
+            "42",
+            "concurrent",
+            &[
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+                ("tracestate", "congo=t61rcWkgMzE,a@b@c=1,congo=again"),
+                ("tracestate", "t@vvvvvvvvvvvvvv=2"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let spans = jaeger_trace(&stack, trace_id, 7).await;
+    assert_eq!(spans.len(), 7, "{spans:#?}");
+    for span in &spans {
+        let tag = |key: &str| span.attributes.get(key).cloned();
+        assert_eq!(
+            tag("w3c.tracestate"),
+            Some(Value::String("congo=t61rcWkgMzE".into())),
+            "{} {}",
+            span.service,
+            span.name
+        );
+        let received = (span.kind == SpanKind::Server).then(|| Value::String(whole.into()));
+        assert_eq!(
+            tag("w3c.tracestate.received"),
+            received,
+            "{} {}",
+            span.service,
+            span.name
+        );
+    }
+}

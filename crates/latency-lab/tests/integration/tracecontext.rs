@@ -330,7 +330,7 @@ async fn traceparent_rules_through_a_real_hop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracestate_rules_through_a_real_hop() {
     let hop = Hop::start().await;
-    let key_chars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+    let key_chars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/@";
     let value_chars: String = (0x20u8..=0x7e)
         .filter(|c| *c != b',' && *c != b'=')
         .map(char::from)
@@ -416,6 +416,13 @@ async fn tracestate_rules_through_a_real_hop() {
             Some(format!("{key_chars}=1")),
         ),
         (
+            "every key character after a digit",
+            vec![format!("0{key_chars}=1")],
+            Some(format!("0{key_chars}=1")),
+        ),
+        ("key of one letter", vec![s("a=1")], Some(s("a=1"))),
+        ("key of one digit", vec![s("7=1")], Some(s("7=1"))),
+        (
             "every value character",
             vec![format!("foo={value_chars}")],
             Some(format!("foo={value_chars}")),
@@ -431,6 +438,27 @@ async fn tracestate_rules_through_a_real_hop() {
             Some(s("1t@v=1")),
         ),
         (
+            "'@' right after the first character",
+            vec![s("a@bc=1")],
+            Some(s("a@bc=1")),
+        ),
+        ("'@' last", vec![s("foo@=1,bar=2")], Some(s("foo@=1,bar=2"))),
+        (
+            "'@' after '@'",
+            vec![s("foo@@bar=1")],
+            Some(s("foo@@bar=1")),
+        ),
+        (
+            "several '@'",
+            vec![s("foo@bar@baz=1,bar=2")],
+            Some(s("foo@bar@baz=1,bar=2")),
+        ),
+        (
+            "key of 256, '@' everywhere after the first",
+            vec![format!("a{}=1", "@".repeat(255))],
+            Some(format!("a{}=1", "@".repeat(255))),
+        ),
+        (
             "key of 256",
             vec![s("foo=1"), format!("{}=1", "z".repeat(256))],
             Some(format!("foo=1,{}=1", "z".repeat(256))),
@@ -438,6 +466,11 @@ async fn tracestate_rules_through_a_real_hop() {
         (
             "key of 257",
             vec![s("foo=1"), format!("{}=1", "z".repeat(257))],
+            None,
+        ),
+        (
+            "'@' key of 257",
+            vec![s("foo=1"), format!("a{}=1", "@".repeat(256))],
             None,
         ),
         (
@@ -449,14 +482,19 @@ async fn tracestate_rules_through_a_real_hop() {
             Some(format!("foo=1,{}@{}=1", "t".repeat(241), "v".repeat(14))),
         ),
         (
-            "tenant-id of 242",
+            "tenant part of 242 (Level 1 refused it)",
             vec![s("foo=1"), format!("{}@v=1", "t".repeat(242))],
-            None,
+            Some(format!("foo=1,{}@v=1", "t".repeat(242))),
         ),
         (
-            "system-id of 15",
+            "system part of 15 (Level 1 refused it)",
             vec![s("foo=1"), format!("t@{}=1", "v".repeat(15))],
-            None,
+            Some(format!("foo=1,t@{}=1", "v".repeat(15))),
+        ),
+        (
+            "system part starting with a digit",
+            vec![s("t@1v=1")],
+            Some(s("t@1v=1")),
         ),
         (
             "value of 256",
@@ -471,15 +509,39 @@ async fn tracestate_rules_through_a_real_hop() {
         ("key with a space before '='", vec![s("foo =1")], None),
         ("uppercase key", vec![s("FOO=1")], None),
         ("dot in key", vec![s("foo.bar=1")], None),
-        ("empty system-id", vec![s("foo@=1,bar=2")], None),
-        ("empty tenant-id", vec![s("@foo=1,bar=2")], None),
-        ("two '@' together", vec![s("foo@@bar=1,bar=2")], None),
-        ("two '@'", vec![s("foo@bar@baz=1,bar=2")], None),
-        ("duplicate key, same value", vec![s("foo=1,foo=1")], None),
-        ("duplicate key, other value", vec![s("foo=1,foo=2")], None),
+        ("key starting with '@'", vec![s("@foo=1,bar=2")], None),
+        ("key starting with '_'", vec![s("_foo=1,bar=2")], None),
+        ("key starting with '-'", vec![s("-foo=1,bar=2")], None),
+        ("key starting with '*'", vec![s("*foo=1,bar=2")], None),
+        ("key starting with '/'", vec![s("/foo=1,bar=2")], None),
+        (
+            "duplicate key, same value",
+            vec![s("foo=1,foo=1")],
+            Some(s("foo=1")),
+        ),
+        (
+            "duplicate key, other value: the first kept",
+            vec![s("foo=1,foo=2")],
+            Some(s("foo=1")),
+        ),
         (
             "duplicate key across lines",
             vec![s("foo=1"), s("foo=2")],
+            Some(s("foo=1")),
+        ),
+        (
+            "duplicate key: the rest of the list kept, in order",
+            vec![s("rojo=1,foo=1,congo=2"), s("foo=2,baz=3")],
+            Some(s("rojo=1,foo=1,congo=2,baz=3")),
+        ),
+        (
+            "33 members with a duplicate are still 33",
+            vec![lines32.join(","), s("bar01=x")],
+            None,
+        ),
+        (
+            "a duplicate with an invalid value drops the list",
+            vec![s("foo=1,foo=")],
             None,
         ),
         ("'=' in a value", vec![s("foo=bar=baz")], None),
@@ -562,6 +624,173 @@ async fn each_call_gets_its_client_span_as_parent() {
             Some(server.span_id.as_str())
         );
         assert_eq!(client.trace_state, "congo=t61rcWkgMzE", "{name}");
+    }
+}
+
+/// The SERVER span's attribute holding the whole received `tracestate` when
+/// the SDK's `TraceState` (the spans' `trace_state`) cannot.
+const RECEIVED: &str = "w3c.tracestate.received";
+
+/// Each case gets a trace of its own, so its spans are told apart.
+fn case_trace(case: usize) -> String {
+    format!("{:032x}", 0xabc0_0000 + case)
+}
+
+/// The list a span records: its `trace_state`, or the whole received list
+/// beside it where the SDK could hold only part.
+fn recorded_list(span: &otlp_receiver::CollectedSpan) -> &str {
+    span.attr_str(RECEIVED).unwrap_or(&span.trace_state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_spans_record_the_tracestate_sent_on_the_wire() {
+    let hop = Hop::start().await;
+    let system14 = format!("t@{}", "v".repeat(14));
+    let s = |v: &str| v.to_owned();
+    // (case, tracestate lines, sent downstream, the spans' trace_state,
+    // the SERVER span's `w3c.tracestate.received`)
+    type Case<'a> = (&'a str, Vec<String>, Option<String>, String, Option<String>);
+    let cases: Vec<Case> = vec![
+        (
+            "keys the SDK accepts: trace_state is the list",
+            vec![s("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")],
+            Some(s("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")),
+            s("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+            None,
+        ),
+        (
+            "a 14-character system part: the whole list beside trace_state",
+            vec![format!("foo=1,{system14}=2,bar=3")],
+            Some(format!("foo=1,{system14}=2,bar=3")),
+            s("foo=1,bar=3"),
+            Some(format!("foo=1,{system14}=2,bar=3")),
+        ),
+        (
+            "several '@'",
+            vec![s("a@b@c=1"), s("congo=2")],
+            Some(s("a@b@c=1,congo=2")),
+            s("congo=2"),
+            Some(s("a@b@c=1,congo=2")),
+        ),
+        (
+            "only keys the SDK refuses",
+            vec![format!("{system14}=1,x@_y=2")],
+            Some(format!("{system14}=1,x@_y=2")),
+            s(""),
+            Some(format!("{system14}=1,x@_y=2")),
+        ),
+        (
+            "a duplicate: what is recorded is what went on",
+            vec![s("foo=1,bar=2,foo=3")],
+            Some(s("foo=1,bar=2")),
+            s("foo=1,bar=2"),
+            None,
+        ),
+        (
+            "a duplicate of a key the SDK refuses",
+            vec![format!("{system14}=1,foo=2,{system14}=3")],
+            Some(format!("{system14}=1,foo=2")),
+            s("foo=2"),
+            Some(format!("{system14}=1,foo=2")),
+        ),
+        (
+            "lesson 3's example",
+            vec![
+                s("congo=t61rcWkgMzE,a@b@c=1,congo=again"),
+                format!("{system14}=2"),
+            ],
+            Some(format!("congo=t61rcWkgMzE,a@b@c=1,{system14}=2")),
+            s("congo=t61rcWkgMzE"),
+            Some(format!("congo=t61rcWkgMzE,a@b@c=1,{system14}=2")),
+        ),
+        (
+            "an invalid list: none anywhere",
+            vec![s("foo=1,Foo=2")],
+            None,
+            s(""),
+            None,
+        ),
+    ];
+    for (i, (case, tracestates, wire_state, trace_state, received)) in cases.into_iter().enumerate()
+    {
+        let trace = case_trace(i);
+        let mut lines = vec![("traceparent", format!("00-{trace}-{PARENT}-01"))];
+        lines.extend(tracestates.into_iter().map(|v| ("tracestate", v)));
+        let sent = hop.send(&lines).await;
+        assert!(
+            sent.traceparents.iter().all(|w| w.trace_id == trace),
+            "{case}: the trace is continued"
+        );
+        assert_eq!(
+            sent.tracestates,
+            [wire_state.clone(), wire_state.clone()],
+            "{case}: what the downstream received"
+        );
+        let spans = hop.suite.trace(&trace, 3).await;
+        let server = one(
+            &spans,
+            "profile-aggregator",
+            SpanKind::Server,
+            "GET /user-profile/{id}",
+        );
+        assert_eq!(server.attr_str(RECEIVED), received.as_deref(), "{case}");
+        for span in &spans {
+            assert_eq!(span.trace_state, trace_state, "{case}: {}", span.name);
+        }
+        // The invariant: the list the SERVER span records is the one on
+        // the wire, to the character.
+        assert_eq!(
+            recorded_list(server),
+            wire_state.as_deref().unwrap_or(""),
+            "{case}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_records_a_tracestate_the_sdk_cannot_hold() {
+    // Lesson 3's request, through the real services.
+    let suite = Suite::start(Options::default()).await;
+    let trace = case_trace(99);
+    let system14 = format!("t@{}", "v".repeat(14));
+    let response = suite
+        .profile(
+            "42",
+            "concurrent",
+            &[
+                ("traceparent", &format!("00-{trace}-{PARENT}-01")),
+                ("tracestate", "congo=t61rcWkgMzE,a@b@c=1,congo=again"),
+                ("tracestate", &format!("{system14}=2")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let whole = format!("congo=t61rcWkgMzE,a@b@c=1,{system14}=2");
+    let spans = suite.trace(&trace, 7).await;
+    let servers: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 3, "{:#?}", summary(&spans));
+    // Each real service received the whole list (its SERVER span says so)
+    // and every span holds the part the SDK can.
+    for server in servers {
+        assert_eq!(
+            server.attr_str(RECEIVED),
+            Some(whole.as_str()),
+            "{}",
+            server.service_name
+        );
+    }
+    for span in &spans {
+        assert_eq!(
+            span.trace_state, "congo=t61rcWkgMzE",
+            "{} {}",
+            span.service_name, span.name
+        );
+        if span.kind != SpanKind::Server {
+            assert_eq!(span.attr_str(RECEIVED), None, "SERVER spans only");
+        }
     }
 }
 

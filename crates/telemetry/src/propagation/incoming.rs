@@ -9,8 +9,8 @@
 //!   see us send `-00`, although the specification says a participant that
 //!   continues a trace MUST pass the random flag on unchanged.
 //! - **The tracestate as received.** The SDK's `TraceState` refuses keys
-//!   the current grammar allows (a 14-character system-id), so it cannot
-//!   always hold the list we must forward.
+//!   the current grammar allows (a 14-character system-id, several `@`), so
+//!   it cannot always hold the list we must forward.
 //!
 //! Extraction therefore stores an [`IncomingTrace`] in the `Context`, next
 //! to the remote span context. tracing-opentelemetry builds every span's
@@ -31,9 +31,10 @@ pub(crate) struct IncomingTrace {
     pub random: bool,
     /// The validated tracestate, `None` when absent, empty or dropped.
     pub tracestate: Option<TraceStateList>,
-    /// What we put in the remote span context for the SDK. A span still
-    /// carrying exactly this means nothing in the process changed the
-    /// tracestate, so [`Self::tracestate`] is sent as received.
+    /// What we put in the remote span context for the SDK: as much of
+    /// [`Self::tracestate`] as it can hold. A span still carrying exactly
+    /// this means nothing in the process changed the tracestate, so
+    /// [`Self::tracestate`] is sent as received.
     pub sdk_trace_state: TraceState,
 }
 
@@ -42,5 +43,12 @@ impl IncomingTrace {
     pub fn of<'a>(cx: &'a Context, span: &SpanContext) -> Option<&'a IncomingTrace> {
         cx.get::<IncomingTrace>()
             .filter(|incoming| incoming.trace_id == span.trace_id())
+    }
+
+    /// The received list, one line, when the SDK's `TraceState` (and so the
+    /// `trace_state` of every exported span) holds only part of it.
+    pub fn tracestate_beyond_sdk(&self) -> Option<String> {
+        let list = self.tracestate.as_ref()?.to_string();
+        (list != self.sdk_trace_state.header()).then_some(list)
     }
 }

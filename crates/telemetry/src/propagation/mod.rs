@@ -1,4 +1,5 @@
-//! W3C Trace Context (Level 1, plus Level 2's random flag) and W3C Baggage.
+//! W3C Trace Context (Level 1, plus the current Level 2 draft's `tracestate`
+//! key grammar, duplicate-key rule and random flag) and W3C Baggage.
 //!
 //! The OpenTelemetry API's global propagator is a no-op until something
 //! installs a real one; with the no-op, no `traceparent` is ever sent and every
@@ -75,6 +76,25 @@ pub fn inject(cx: &Context, headers: &mut http::HeaderMap) {
 pub fn inject_response(cx: &Context, headers: &mut http::HeaderMap) {
     response::response_propagator()
         .inject_response(cx, &mut opentelemetry_http::HeaderInjector(headers));
+}
+
+/// Span attribute holding the `tracestate` a request carried (validated:
+/// white space trimmed, later duplicates discarded — the list passed on),
+/// set on the SERVER span only when the span's `trace_state` cannot hold
+/// all of it: the 0.32 SDK's `TraceState` refuses keys the current grammar
+/// allows and has no unchecked constructor. Not `w3c.tracestate`: that is
+/// the tag Jaeger and the Collector's translators make of `trace_state`
+/// itself, which then shows the part the SDK kept.
+pub const TRACESTATE_RECEIVED_ATTRIBUTE: &str = "w3c.tracestate.received";
+
+/// The incoming `tracestate` of `cx` (a context [`extract`] returned), when
+/// the SDK's `TraceState` holds only part of it: what the SERVER span
+/// records as [`TRACESTATE_RECEIVED_ATTRIBUTE`]. `None` when the span's
+/// `trace_state` is the whole list, or there is none.
+pub fn tracestate_beyond_sdk(cx: &Context) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let span = cx.span();
+    incoming::IncomingTrace::of(cx, span.span_context())?.tracestate_beyond_sdk()
 }
 
 /// Whether `value` is a valid `traceparent` (see [`traceparent::parse`]).

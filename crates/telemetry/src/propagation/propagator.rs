@@ -15,12 +15,16 @@ use super::tracestate::{self, TRACESTATE};
 static FIELDS: LazyLock<[String; 2]> =
     LazyLock::new(|| [TRACEPARENT.to_owned(), TRACESTATE.to_owned()]);
 
-/// W3C Trace Context, Level 1 with Level 2's random flag.
+/// W3C Trace Context: Level 1, with the current (Level 2 draft) text's
+/// `tracestate` key grammar and duplicate-key rule and its random flag.
 ///
 /// Extraction: exactly one valid `traceparent` line, or a new trace (the
-/// `tracestate` is then ignored too); every `tracestate` line combined, and
-/// the whole list dropped if any member is invalid while the `traceparent`
-/// is kept.
+/// `tracestate` is then ignored too); every `tracestate` line combined, a
+/// later duplicate of a key discarded, and the whole list dropped if any
+/// member is invalid while the `traceparent` is kept. The span context gets
+/// as much of the list as the SDK's `TraceState` can hold
+/// ([`tracestate::TraceStateList::to_sdk`]); the whole list is kept beside
+/// it for injection and for [`super::tracestate_beyond_sdk`].
 ///
 /// Injection: `00-<trace-id>-<current span id>-<flags>`, where flags are our
 /// own sampling decision plus the random flag (the `incoming` module says how
@@ -74,10 +78,19 @@ impl W3cTraceContextPropagator {
             tracing::debug!(%error, "dropping the incoming tracestate");
             None
         });
-        let sdk_trace_state = list
-            .as_ref()
-            .and_then(|list| list.to_sdk())
-            .unwrap_or(TraceState::NONE);
+        let sdk_trace_state = match list.as_ref().map(|list| list.to_sdk()) {
+            Some(sdk) => {
+                if !sdk.is_exact() {
+                    tracing::debug!(
+                        refused = ?sdk.refused,
+                        "the SDK's TraceState cannot hold these keys: spans record \
+                         the rest, the list is still passed on whole"
+                    );
+                }
+                sdk.trace_state
+            }
+            None => TraceState::NONE,
+        };
         let span_context = SpanContext::new(
             parent.trace_id,
             parent.parent_id,
@@ -425,10 +438,27 @@ mod tests {
                 Some(format!("foo=1,{system14}")),
             ),
             (
+                "keys of the current grammar are passed on",
+                vec![
+                    ("traceparent", tp("01")),
+                    ("tracestate", "a@b@c=1,t@-v=2,0@=3".into()),
+                ],
+                Some("a@b@c=1,t@-v=2,0@=3".into()),
+            ),
+            (
+                "a later duplicate is discarded, the rest passed on",
+                vec![
+                    ("traceparent", tp("01")),
+                    ("tracestate", "foo=1,bar=2,foo=3".into()),
+                    ("tracestate", format!("{system14},baz=4")),
+                ],
+                Some(format!("foo=1,bar=2,{system14},baz=4")),
+            ),
+            (
                 "invalid list dropped, parent kept",
                 vec![
                     ("traceparent", tp("01")),
-                    ("tracestate", "foo=1,foo=2".into()),
+                    ("tracestate", "foo=1,Foo=2".into()),
                 ],
                 None,
             ),
@@ -453,6 +483,85 @@ mod tests {
             assert!(out.contains_key("traceparent"), "{case}");
             assert_eq!(out.get("tracestate"), expected.as_ref(), "{case}");
         }
+    }
+
+    #[test]
+    fn the_span_context_holds_what_the_sdk_can_and_the_rest_is_remembered() {
+        let w3c = W3cTraceContextPropagator::new();
+        let system14 = format!("t@{}=2", "v".repeat(14));
+        // (incoming tracestate, the span context's, what is beyond the SDK)
+        let cases = [
+            ("congo=1,rojo=2", "congo=1,rojo=2", None),
+            ("congo=1,congo=3", "congo=1", None),
+            (
+                &*format!("congo=1,{system14},x@y@z=3,rojo=4"),
+                "congo=1,rojo=4",
+                Some(format!("congo=1,{system14},x@y@z=3,rojo=4")),
+            ),
+            (&*system14, "", Some(system14.clone())),
+        ];
+        for (incoming, sdk, beyond) in cases {
+            let cx = w3c.extract(&Lines(&[
+                ("traceparent", tp("01")),
+                ("tracestate", incoming.to_owned()),
+            ]));
+            assert_eq!(cx.span().span_context().trace_state().header(), sdk);
+            assert_eq!(super::super::tracestate_beyond_sdk(&cx), beyond);
+            // The whole list goes on, whatever the SDK could hold.
+            let (out, _) = hop(
+                &w3c,
+                parent_based(),
+                &[
+                    ("traceparent", tp("01")),
+                    ("tracestate", incoming.to_owned()),
+                ],
+            );
+            let sent = beyond.unwrap_or_else(|| sdk.to_owned());
+            assert_eq!(out.get("tracestate"), Some(&sent), "{incoming}");
+        }
+        // Nothing to remember without a tracestate, or in a context that was
+        // not extracted.
+        let cx = w3c.extract(&Lines(&[("traceparent", tp("01"))]));
+        assert_eq!(super::super::tracestate_beyond_sdk(&cx), None);
+        assert_eq!(super::super::tracestate_beyond_sdk(&Context::new()), None);
+    }
+
+    /// What docs/upstream/opentelemetry-rust-tracestate-keys.md reports of
+    /// the 0.32 SDK, and why this module keeps the list beside the span
+    /// context. When an upgrade makes this fail, the workaround may go.
+    #[test]
+    fn the_sdk_refuses_keys_the_specification_allows() {
+        use opentelemetry_sdk::propagation::TraceContextPropagator;
+        let system14 = format!("t@{}", "v".repeat(14));
+        for refused in [system14.as_str(), "a@b@c", "t@_v"] {
+            assert!(
+                TraceState::from_key_value([(refused, "1")]).is_err(),
+                "{refused}"
+            );
+            assert!(TraceState::NONE.insert(refused, "1").is_err(), "{refused}");
+        }
+        for accepted in ["fw529a3039@dt", "t@", &format!("t@{}", "v".repeat(13))] {
+            assert!(
+                TraceState::from_key_value([(accepted, "1")]).is_ok(),
+                "{accepted}"
+            );
+        }
+        // The stock propagator loses the whole list and sends it empty.
+        let stock = TraceContextPropagator::new();
+        let incoming = [
+            ("traceparent", tp("01")),
+            ("tracestate", format!("congo=1,{system14}=2")),
+        ];
+        let cx = stock.extract(&Lines(&incoming));
+        assert_eq!(cx.span().span_context().trace_state().header(), "");
+        let mut out = HashMap::new();
+        stock.inject_context(&cx, &mut out);
+        assert_eq!(out.get("tracestate").map(String::as_str), Some(""));
+        // Ours passes it on whole.
+        let mut out = HashMap::new();
+        let cx = W3cTraceContextPropagator::new().extract(&Lines(&incoming));
+        W3cTraceContextPropagator::new().inject_context(&cx, &mut out);
+        assert_eq!(out["tracestate"], incoming[1].1);
     }
 
     #[test]
