@@ -102,20 +102,7 @@ fn every_lesson_command_runs() {
 /// The workspace's crates and, for each, the workspace crates it depends on
 /// (normal dependencies only), read from the manifests by `cargo metadata`.
 fn workspace_crates() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--no-deps",
-            "--offline",
-            "--format-version",
-            "1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo metadata");
-    assert!(output.status.success(), "{output:?}");
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let metadata = crate::common::cargo_metadata(&["--no-deps", "--offline"]);
     let packages = metadata["packages"].as_array().unwrap();
     let names: std::collections::BTreeSet<String> = packages
         .iter()

@@ -50,21 +50,8 @@ fn host_triple() -> String {
 /// every kind, reachable from the members), with their `rust-version`, as
 /// `Cargo.lock` pins them.
 fn locked_packages() -> (serde_json::Value, Vec<(String, String, Option<String>)>) {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args([
-            "metadata",
-            "--locked",
-            "--format-version",
-            "1",
-            "--filter-platform",
-            &host_triple(),
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let metadata =
+        crate::common::cargo_metadata(&["--locked", "--filter-platform", &host_triple()]);
     let nodes: std::collections::HashMap<&str, &serde_json::Value> = metadata["resolve"]["nodes"]
         .as_array()
         .unwrap()

@@ -239,20 +239,7 @@ async fn bad_ids_and_unknown_users_are_client_errors_not_span_errors() {
 
 /// The crate versions of the workspace, by crate name (`cargo metadata`).
 fn crate_versions() -> std::collections::BTreeMap<String, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = std::process::Command::new(cargo)
-        .args([
-            "metadata",
-            "--no-deps",
-            "--offline",
-            "--format-version",
-            "1",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run cargo metadata");
-    assert!(output.status.success(), "{output:?}");
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let metadata = crate::common::cargo_metadata(&["--no-deps", "--offline"]);
     metadata["packages"]
         .as_array()
         .unwrap()

@@ -358,3 +358,22 @@ pub async fn error_body(response: reqwest::Response) -> (u16, String, String) {
     let field = |k: &str| body["error"][k].as_str().unwrap_or_default().to_owned();
     (status, field("code"), field("message"))
 }
+
+/// `cargo metadata --format-version 1 <args>` run at the workspace root, as
+/// JSON: the manifests' and the lock's own answer, for tests that hold the
+/// docs to them.
+pub fn cargo_metadata(args: &[&str]) -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
+}
