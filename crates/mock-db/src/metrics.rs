@@ -13,6 +13,9 @@
 //! The pool name is the mock's built-in service name (`order-service`), the
 //! low-cardinality handle the conventions require. The pool instruments exist
 //! only with `--db-pool-size` (without it there is no pool to describe).
+//! Every instrument is created on first use (a mock is built before
+//! telemetry is initialised), so a pool's series appear with its first
+//! request.
 //! `error.type` is the mock's error code (`injected_fault`,
 //! `shutting_down`), or `abandoned` when the client gave up mid-query.
 //! Durations use the suite's histogram boundaries

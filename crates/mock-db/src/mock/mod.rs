@@ -36,7 +36,7 @@ pub mod pool;
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -123,7 +123,10 @@ struct Inner {
     faults: FaultRates,
     max_delay: Duration,
     pool: Option<Pool>,
-    query_metrics: QueryMetrics,
+    /// Created on first use: a mock is built before telemetry is
+    /// initialised (its settings are checked first), and an instrument
+    /// created then would stay a no-op.
+    query_metrics: OnceLock<QueryMetrics>,
     rng: Mutex<StdRng>,
     shutdown: CancellationToken,
 }
@@ -190,7 +193,7 @@ impl Mock {
                 pool: settings
                     .db_pool_size
                     .map(|size| Pool::new(size, name.service)),
-                query_metrics: QueryMetrics::new(),
+                query_metrics: OnceLock::new(),
                 rng: Mutex::new(rng),
                 shutdown: CancellationToken::new(),
             }),
@@ -230,15 +233,18 @@ impl Mock {
             span: span.clone(),
             query,
             started,
-            metrics: self.inner.query_metrics.clone(),
+            metrics: self.query_metrics().clone(),
         }));
         let outcome = self.execute(&plan, &span).instrument(span.clone()).await;
         abandoned.disarm();
         let error_type = outcome.as_ref().err().map(|e| e.code);
-        self.inner
-            .query_metrics
+        self.query_metrics()
             .record(&query, started.elapsed(), error_type);
         outcome
+    }
+
+    fn query_metrics(&self) -> &QueryMetrics {
+        self.inner.query_metrics.get_or_init(QueryMetrics::new)
     }
 
     /// Everything decided before any waiting: which spec, which delay,

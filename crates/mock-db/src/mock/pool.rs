@@ -18,7 +18,7 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,7 +34,12 @@ pub struct Pool {
     connections: Arc<Semaphore>,
     /// Requests currently queued for a connection.
     waiting: AtomicUsize,
-    metrics: PoolMetrics,
+    name: &'static str,
+    /// Created on the first wait, not with the pool: a mock (and its pool)
+    /// is built before telemetry is initialised, and an instrument created
+    /// then would stay a no-op. The pool's series appear with its first
+    /// request.
+    metrics: OnceLock<PoolMetrics>,
 }
 
 /// A borrowed connection; returned to the pool when dropped — including when
@@ -56,15 +61,20 @@ impl Drop for Connection {
 
 impl Pool {
     /// A pool of `size` connections; `name` is its
-    /// `db.client.connection.pool.name`. Its instruments come from the
-    /// global meter: create it after telemetry is initialised.
+    /// `db.client.connection.pool.name`.
     pub fn new(size: NonZeroUsize, name: &'static str) -> Self {
         Self {
             size: size.get(),
             connections: Arc::new(Semaphore::new(size.get())),
             waiting: AtomicUsize::new(0),
-            metrics: PoolMetrics::new(name, size.get()),
+            name,
+            metrics: OnceLock::new(),
         }
+    }
+
+    fn metrics(&self) -> &PoolMetrics {
+        self.metrics
+            .get_or_init(|| PoolMetrics::new(self.name, self.size))
     }
 
     pub fn size(&self) -> usize {
@@ -75,7 +85,7 @@ impl Pool {
     pub async fn acquire(&self) -> Connection {
         let in_use = self.size - self.connections.available_permits().min(self.size);
         let started = Instant::now();
-        let queued = Queued::join(&self.waiting, &self.metrics);
+        let queued = Queued::join(&self.waiting, self.metrics());
         let span = tracing::info_span!(
             "db.pool.wait",
             otel.name = "db.pool.wait",
@@ -98,11 +108,11 @@ impl Pool {
             .ok();
         drop(queued);
         if permit.is_some() {
-            self.metrics.acquired(started.elapsed());
+            self.metrics().acquired(started.elapsed());
         }
         Connection {
             permit,
-            metrics: self.metrics.clone(),
+            metrics: self.metrics().clone(),
         }
     }
 }
