@@ -10,7 +10,10 @@
 //!   sampling, fault rates.
 //! - [`mock`]: what a mock does per request — baggage overrides, limits, the
 //!   connection pool, injected faults.
+//! - [`metrics`]: `db.client.operation.duration` and the pool's
+//!   `db.client.connection.*`, per the database semantic conventions.
 
 pub mod latency;
+pub mod metrics;
 pub mod mock;
 pub mod simulated;

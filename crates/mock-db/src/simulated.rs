@@ -20,6 +20,10 @@ pub struct SimulatedQuery {
 }
 
 impl SimulatedQuery {
+    /// `db.system.name` of the span and the metrics: a SQL database the
+    /// conventions have no name for.
+    pub const SYSTEM: &'static str = "other_sql";
+
     /// The `db.query …` INTERNAL span, with the database semantic-convention
     /// attributes set and the `latency_lab.*` ones left for the mock to
     /// record once it has decided what this request gets:
@@ -40,7 +44,7 @@ impl SimulatedQuery {
             otel.kind = "internal",
             otel.status_code = Empty,
             error.type = Empty,
-            db.system.name = "other_sql",
+            db.system.name = Self::SYSTEM,
             db.operation.name = self.operation,
             db.collection.name = self.collection,
             db.query.text = self.text,

@@ -19,6 +19,7 @@ use crate::resilience::breaker::SharedBreaker;
 use crate::resilience::budget::RetryBudget;
 use crate::resilience::bulkhead::Bulkhead;
 use crate::resilience::hedge::{HedgeAfter, LatencyWindow, Leg};
+use crate::resilience::metrics::RemedyMetrics;
 use crate::resilience::retry::{self, RetryConfig};
 use crate::resilience::{RemedyConfig, Switches};
 use crate::AggregatorError;
@@ -41,6 +42,8 @@ pub(crate) struct Downstream {
     breaker: std::sync::Arc<SharedBreaker>,
     bulkhead: Option<Bulkhead>,
     latencies: Mutex<LatencyWindow>,
+    /// What the remedies did, counted (`latency_lab.*`).
+    pub metrics: RemedyMetrics,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,6 +68,7 @@ impl Downstream {
             breaker: SharedBreaker::new(name, remedies.breaker),
             bulkhead: remedies.max_in_flight.map(|n| Bulkhead::new(n.get())),
             latencies: Mutex::new(LatencyWindow::default()),
+            metrics: RemedyMetrics::new(&telemetry::metrics::meter(), name),
         }
     }
 
@@ -93,6 +97,7 @@ impl Downstream {
         let _permit = match (&self.bulkhead, remedies.bulkhead) {
             (Some(bulkhead), true) => {
                 Some(bulkhead.acquire(self.name, timeout).await.map_err(|full| {
+                    self.metrics.bulkhead_rejected();
                     AggregatorError::BulkheadFull {
                         dependency: self.name,
                         max_in_flight: full.max_in_flight,
@@ -104,14 +109,15 @@ impl Downstream {
         };
         // 2. Breaker: fail fast while open; judge the call's final outcome.
         let admitted = if remedies.breaker {
-            Some(
-                self.breaker
-                    .admit()
-                    .map_err(|rejected| AggregatorError::CircuitOpen {
-                        dependency: self.name,
-                        retry_in: rejected.retry_in,
-                    })?,
-            )
+            let admission = self.breaker.admit();
+            self.metrics.breaker_state(self.breaker.state());
+            Some(admission.map_err(|rejected| {
+                self.metrics.breaker_rejected();
+                AggregatorError::CircuitOpen {
+                    dependency: self.name,
+                    retry_in: rejected.retry_in,
+                }
+            })?)
         } else {
             None
         };
@@ -123,6 +129,7 @@ impl Downstream {
                     .as_ref()
                     .is_err_and(|error| error.failure().is_dependency_failure()),
             );
+            self.metrics.breaker_state(self.breaker.state());
         }
         result.map(|value| Timed {
             value,
@@ -170,27 +177,36 @@ impl Downstream {
             return primary.await;
         }
         first_leg.mark_hedged();
+        self.metrics.hedge_sent();
         tracing::info!(
             dependency = self.name,
             hedge.after_ms = delay.as_secs_f64() * 1000.0,
             "hedge.sent"
         );
 
-        let (result, winner, loser, other) = tokio::select! {
-            result = &mut primary => (result, &first_leg, &second_leg, hedge),
-            result = &mut hedge => (result, &second_leg, &first_leg, primary),
+        let (result, winner, loser, other, other_is_hedge) = tokio::select! {
+            result = &mut primary => (result, &first_leg, &second_leg, hedge, true),
+            result = &mut hedge => (result, &second_leg, &first_leg, primary, false),
         };
         let answered = match &result {
             Ok(_) => true,
             Err(error) => !error.failure().is_dependency_failure(),
         };
         if answered {
+            if !other_is_hedge {
+                self.metrics.hedge_won();
+            }
             // Marked before `other` is dropped (on return), which ends it.
             loser.cancel(winner.number);
             return result;
         }
         match other.await {
-            Ok(value) => Ok(value),
+            Ok(value) => {
+                if other_is_hedge {
+                    self.metrics.hedge_won();
+                }
+                Ok(value)
+            }
             Err(_) => result,
         }
     }
@@ -207,7 +223,11 @@ impl Downstream {
     ) -> Result<T, AggregatorError> {
         let mut resends = 0;
         loop {
-            let error = match self.attempt(url, template, timeout, resends, leg).await {
+            let result = self.attempt(url, template, timeout, resends, leg).await;
+            if resends > 0 {
+                self.metrics.retry_attempt(result.is_ok());
+            }
+            let error = match result {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -232,6 +252,7 @@ impl Downstream {
     }
 
     fn budget_exhausted(&self, kind: &'static str, resends: u32) {
+        self.metrics.budget_exhausted(kind);
         let budget = lock(&self.budget);
         let config = budget.config();
         let (calls, retries) = budget.totals(Instant::now());

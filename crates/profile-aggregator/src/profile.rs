@@ -124,7 +124,7 @@ impl AppState {
                 elapsed: timed.elapsed,
             }),
             Err(error) if settings.remedies.fallback && error.failure().allows_fallback() => {
-                fallback::record("orders", &error);
+                fallback::record("orders", &error, &self.0.orders.metrics);
                 Ok(Timed {
                     value: None,
                     elapsed: started.elapsed(),

@@ -5,11 +5,24 @@
 //! supply our own span *backend* so the CLIENT span follows the current HTTP
 //! semantic conventions exactly (integer `server.port`, `url.template`,
 //! `error.type`), which the stock backend does not.
+//!
+//! The backend also records `http.client.request.duration` (seconds, until
+//! the response headers arrive), one sample per attempt — a retry or a hedge
+//! is a request of its own — by `http.request.method`, `server.address`,
+//! `server.port`, `url.template` (opt-in in the conventions; here a handful
+//! of route templates, never the URL with its ids),
+//! `http.response.status_code` and `error.type` (the status code for 4xx/5xx;
+//! `timeout`, `connect_error`, … for a call without an answer; `cancelled`
+//! for an attempt dropped before it ended, such as the losing leg of a
+//! hedge).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use http::Extensions;
+use opentelemetry::metrics::Histogram;
+use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use reqwest::{Request, Response};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
@@ -18,7 +31,7 @@ use tracing::field::Empty;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::TelemetryError;
+use crate::{metrics, TelemetryError};
 
 /// The client every service uses for its downstream calls.
 pub type HttpClient = ClientWithMiddleware;
@@ -128,14 +141,18 @@ impl ReqwestOtelSpanBackend for SemconvSpanBackend {
         if let Some(slot) = ext.get::<ClientSpanSlot>() {
             slot.put(&span);
         }
+        ext.insert(AttemptTimer::start(req, ext.get::<UrlTemplate>()));
         span
     }
 
     fn on_request_end(
         span: &Span,
         outcome: &reqwest_middleware::Result<Response>,
-        _: &mut Extensions,
+        ext: &mut Extensions,
     ) {
+        if let Some(timer) = ext.remove::<AttemptTimer>() {
+            timer.finish(outcome);
+        }
         match outcome {
             Ok(response) => {
                 let status = response.status();
@@ -155,6 +172,104 @@ impl ReqwestOtelSpanBackend for SemconvSpanBackend {
                 span.record(semconv::ERROR_TYPE, error_type(error));
                 span.record("error.message", error.to_string().as_str());
             }
+        }
+    }
+}
+
+/// `http.client.request.duration`, created on first use: after
+/// [`crate::init`] installed the meter provider.
+fn request_duration() -> &'static Histogram<f64> {
+    static HISTOGRAM: OnceLock<Histogram<f64>> = OnceLock::new();
+    HISTOGRAM.get_or_init(|| {
+        metrics::duration_histogram(
+            &metrics::meter(),
+            "http.client.request.duration",
+            "Duration of HTTP client requests.",
+        )
+    })
+}
+
+/// Request extension set as an attempt starts: its start time and the
+/// attributes known then. Finished with the outcome when the attempt ends;
+/// dropped unfinished (the request future was dropped: a cancelled hedge
+/// leg, a caller that gave up), it still records, as `error.type =
+/// cancelled`, so every attempt is one sample.
+#[derive(Clone)]
+struct AttemptTimer(Arc<Mutex<Option<PendingAttempt>>>);
+
+struct PendingAttempt {
+    started: Instant,
+    attributes: Vec<KeyValue>,
+    recorded: bool,
+}
+
+impl AttemptTimer {
+    fn start(req: &Request, template: Option<&UrlTemplate>) -> Self {
+        let url = req.url();
+        let mut attributes = vec![
+            KeyValue::new(
+                semconv::HTTP_REQUEST_METHOD,
+                req.method().as_str().to_owned(),
+            ),
+            KeyValue::new(
+                semconv::SERVER_ADDRESS,
+                url.host_str().unwrap_or_default().to_owned(),
+            ),
+            KeyValue::new(
+                semconv::SERVER_PORT,
+                url.port_or_known_default().map(i64::from).unwrap_or(0),
+            ),
+        ];
+        if let Some(UrlTemplate(t)) = template {
+            attributes.push(KeyValue::new(semconv::URL_TEMPLATE, t.to_string()));
+        }
+        Self(Arc::new(Mutex::new(Some(PendingAttempt {
+            started: Instant::now(),
+            attributes,
+            recorded: false,
+        }))))
+    }
+
+    fn finish(self, outcome: &reqwest_middleware::Result<Response>) {
+        let Some(mut pending) = self.0.lock().ok().and_then(|mut p| p.take()) else {
+            return;
+        };
+        match outcome {
+            Ok(response) => {
+                let status = response.status();
+                pending.attributes.push(KeyValue::new(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status.as_u16()),
+                ));
+                if status.is_client_error() || status.is_server_error() {
+                    pending.attributes.push(KeyValue::new(
+                        semconv::ERROR_TYPE,
+                        status.as_str().to_owned(),
+                    ));
+                }
+            }
+            Err(error) => pending
+                .attributes
+                .push(KeyValue::new(semconv::ERROR_TYPE, error_type(error))),
+        }
+        pending.record();
+    }
+}
+
+impl PendingAttempt {
+    fn record(&mut self) {
+        self.recorded = true;
+        request_duration().record(self.started.elapsed().as_secs_f64(), &self.attributes);
+    }
+}
+
+impl Drop for PendingAttempt {
+    fn drop(&mut self) {
+        // Not recorded yet: the attempt was dropped mid-flight.
+        if !self.recorded {
+            self.attributes
+                .push(KeyValue::new(semconv::ERROR_TYPE, "cancelled"));
+            self.record();
         }
     }
 }

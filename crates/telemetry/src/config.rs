@@ -35,13 +35,148 @@ impl OtlpProtocol {
         }
     }
 
-    fn default_endpoint(self) -> &'static str {
+    fn default_endpoint(self, signal: Signal) -> String {
         match self {
-            Self::Grpc => "http://localhost:4317",
-            Self::HttpProtobuf => "http://localhost:4318/v1/traces",
+            Self::Grpc => "http://localhost:4317".to_owned(),
+            Self::HttpProtobuf => format!("http://localhost:4318{}", signal.path()),
         }
     }
 }
+
+/// The two signals this crate exports, each with its own `OTEL_*_<SIGNAL>_*`
+/// variables and its own OTLP/HTTP path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    fn protocol_var(self) -> &'static str {
+        match self {
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        }
+    }
+
+    fn endpoint_var(self) -> &'static str {
+        match self {
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Self::Traces => "/v1/traces",
+            Self::Metrics => "/v1/metrics",
+        }
+    }
+}
+
+/// Where one signal goes: protocol and the full URL, resolved by the same
+/// rules for spans and metrics. The signal-specific variables win; the
+/// signal-specific endpoint is used verbatim, while the generic one is a
+/// base URL to which HTTP exporters append the signal path.
+fn resolve_destination(
+    signal: Signal,
+    non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<(OtlpProtocol, String), TelemetryError> {
+    let protocol = match non_empty(signal.protocol_var()) {
+        Some(v) => OtlpProtocol::parse(signal.protocol_var(), &v)?,
+        None => match non_empty("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(v) => OtlpProtocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?,
+            None => OtlpProtocol::Grpc,
+        },
+    };
+    let endpoint = if let Some(v) = non_empty(signal.endpoint_var()) {
+        validate_endpoint(signal.endpoint_var(), v.trim())?
+    } else if let Some(v) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        let base = validate_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", v.trim())?;
+        match protocol {
+            OtlpProtocol::Grpc => base,
+            OtlpProtocol::HttpProtobuf => {
+                format!("{}{}", base.trim_end_matches('/'), signal.path())
+            }
+        }
+    } else {
+        protocol.default_endpoint(signal)
+    };
+    Ok((protocol, endpoint))
+}
+
+/// `OTEL_METRICS_EXPORTER`: the two values latency-lab builds in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExporterKind {
+    /// OTLP, beside the spans (the default).
+    Otlp,
+    /// Instruments still record (cheaply) but no reader or exporter is built.
+    None,
+}
+
+/// How metrics leave the process ([`crate::metrics`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub exporter: MetricsExporterKind,
+    pub protocol: OtlpProtocol,
+    /// The full URL (for HTTP, including `/v1/metrics`).
+    pub endpoint: String,
+    /// `OTEL_METRIC_EXPORT_INTERVAL`: how often the periodic reader collects
+    /// and exports.
+    pub interval: Duration,
+}
+
+impl MetricsConfig {
+    /// Whether an exporter is to be built at all: not with
+    /// `OTEL_METRICS_EXPORTER=none`, not with `OTEL_SDK_DISABLED=true`.
+    pub fn exports(&self, sdk_disabled: bool) -> bool {
+        self.exporter == MetricsExporterKind::Otlp && !sdk_disabled
+    }
+
+    fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, TelemetryError> {
+        let exporter =
+            match non_empty("OTEL_METRICS_EXPORTER") {
+                None => MetricsExporterKind::Otlp,
+                Some(v) => match v.trim() {
+                    "otlp" => MetricsExporterKind::Otlp,
+                    "none" => MetricsExporterKind::None,
+                    _ => return Err(invalid(
+                        "OTEL_METRICS_EXPORTER",
+                        &v,
+                        "expected otlp or none (latency-lab builds in no other metrics exporter)",
+                    )),
+                },
+            };
+        let (protocol, endpoint) = resolve_destination(Signal::Metrics, non_empty)?;
+        let interval = match non_empty("OTEL_METRIC_EXPORT_INTERVAL") {
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    return Err(invalid(
+                        "OTEL_METRIC_EXPORT_INTERVAL",
+                        &v,
+                        "expected milliseconds as a positive integer",
+                    ))
+                }
+            },
+            None => DEFAULT_METRIC_EXPORT_INTERVAL,
+        };
+        Ok(Self {
+            exporter,
+            protocol,
+            endpoint,
+            interval,
+        })
+    }
+}
+
+/// Export interval when `OTEL_METRIC_EXPORT_INTERVAL` is not set. The SDK's
+/// own default is 60 s: in a workshop someone sends a burst of requests and
+/// looks at a dashboard or `latency-lab up`'s table a few seconds later, and
+/// a minute of nothing reads as "metrics are broken". Five seconds keeps the
+/// export cost negligible (a handful of series per service) while a rate or
+/// a p99 moves within one Prometheus scrape of the change that caused it.
+pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The head sampler, as named by `OTEL_TRACES_SAMPLER`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -130,6 +265,8 @@ pub struct TelemetryConfig {
     /// target. Off by default: those tags sort first in Jaeger's tag list and
     /// push the `http.*`/`db.*` attributes off its collapsed line.
     pub span_source: bool,
+    /// Metrics: exporter, destination and interval.
+    pub metrics: MetricsConfig,
 }
 
 /// The variable that turns [`TelemetryConfig::span_source`] on.
@@ -173,27 +310,8 @@ impl TelemetryConfig {
             ),
         };
 
-        let protocol = match non_empty("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") {
-            Some(v) => OtlpProtocol::parse("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", &v)?,
-            None => match non_empty("OTEL_EXPORTER_OTLP_PROTOCOL") {
-                Some(v) => OtlpProtocol::parse("OTEL_EXPORTER_OTLP_PROTOCOL", &v)?,
-                None => OtlpProtocol::Grpc,
-            },
-        };
-
-        // The signal-specific endpoint is used verbatim; the generic one is a
-        // base URL to which HTTP exporters append the signal path.
-        let endpoint = if let Some(v) = non_empty("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            validate_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v.trim())?
-        } else if let Some(v) = non_empty("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            let base = validate_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", v.trim())?;
-            match protocol {
-                OtlpProtocol::Grpc => base,
-                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
-            }
-        } else {
-            protocol.default_endpoint().to_owned()
-        };
+        let (protocol, endpoint) = resolve_destination(Signal::Traces, &non_empty)?;
+        let metrics = MetricsConfig::from_lookup(&non_empty)?;
 
         let sampler = match non_empty("OTEL_TRACES_SAMPLER") {
             Some(name) => {
@@ -232,6 +350,7 @@ impl TelemetryConfig {
             sdk_disabled,
             schedule_delay,
             span_source,
+            metrics,
         })
     }
 }
@@ -428,11 +547,101 @@ mod tests {
                 vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")],
                 "OTEL_BSP_SCHEDULE_DELAY",
             ),
+            (
+                vec![("OTEL_METRICS_EXPORTER", "prometheus")],
+                "OTEL_METRICS_EXPORTER",
+            ),
+            (
+                vec![("OTEL_METRICS_EXPORTER", "console")],
+                "OTEL_METRICS_EXPORTER",
+            ),
+            (
+                vec![("OTEL_METRIC_EXPORT_INTERVAL", "5s")],
+                "OTEL_METRIC_EXPORT_INTERVAL",
+            ),
+            (
+                vec![("OTEL_METRIC_EXPORT_INTERVAL", "0")],
+                "OTEL_METRIC_EXPORT_INTERVAL",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json")],
+                "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector:4317")],
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            ),
         ] {
             let err = resolve(&vars).unwrap_err();
             let msg = err.to_string();
             assert!(msg.starts_with(var), "{msg} should name {var}");
         }
+    }
+
+    #[test]
+    fn metrics_default_to_otlp_beside_the_spans_every_five_seconds() {
+        let c = resolve(&[]).unwrap();
+        assert_eq!(
+            c.metrics,
+            MetricsConfig {
+                exporter: MetricsExporterKind::Otlp,
+                protocol: OtlpProtocol::Grpc,
+                endpoint: "http://localhost:4317".into(),
+                interval: Duration::from_secs(5),
+            }
+        );
+        assert!(c.metrics.exports(c.sdk_disabled));
+        let c = resolve(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]).unwrap();
+        assert_eq!(c.metrics.endpoint, "http://localhost:4318/v1/metrics");
+    }
+
+    #[test]
+    fn metrics_follow_the_span_endpoint_rules_with_their_own_path() {
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ])
+        .unwrap();
+        assert_eq!(c.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(c.metrics.endpoint, "http://collector:4318/v1/metrics");
+        assert_eq!(c.metrics.protocol, OtlpProtocol::HttpProtobuf);
+
+        // The signal-specific endpoint is used as is, and only for metrics.
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:9090/otlp"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics.endpoint, "http://m:9090/otlp");
+        assert_eq!(c.endpoint, "http://collector:4318/v1/traces");
+
+        // The signal-specific protocol wins for metrics alone.
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ])
+        .unwrap();
+        assert_eq!(c.protocol, OtlpProtocol::Grpc);
+        assert_eq!(c.endpoint, "http://collector:4317");
+        assert_eq!(c.metrics.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(c.metrics.endpoint, "http://collector:4317/v1/metrics");
+    }
+
+    #[test]
+    fn metrics_exporter_none_and_sdk_disabled_export_nothing() {
+        let c = resolve(&[
+            ("OTEL_METRICS_EXPORTER", "none"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics.exporter, MetricsExporterKind::None);
+        assert_eq!(c.metrics.interval, Duration::from_millis(250));
+        assert!(!c.metrics.exports(false));
+        let c = resolve(&[("OTEL_SDK_DISABLED", "true")]).unwrap();
+        assert_eq!(c.metrics.exporter, MetricsExporterKind::Otlp);
+        assert!(!c.metrics.exports(c.sdk_disabled));
     }
 
     #[test]

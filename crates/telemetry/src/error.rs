@@ -13,7 +13,7 @@ pub enum TelemetryError {
         value: String,
         reason: String,
     },
-    #[error("could not build the OTLP span exporter: {0}")]
+    #[error("could not build an OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("could not install the tracing subscriber (was telemetry initialised twice?): {0}")]
     Subscriber(#[from] tracing_subscriber::util::TryInitError),

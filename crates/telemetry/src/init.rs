@@ -1,4 +1,5 @@
-//! Builds the tracer provider and the `tracing` subscriber.
+//! Builds the tracer provider, the meter provider and the `tracing`
+//! subscriber.
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -11,22 +12,28 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
-use crate::{logging, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
+use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
 
 /// Name of the instrumentation scope our spans are recorded under.
 const SCOPE: &str = "latency-lab";
 
-/// Installs propagation, the tracer provider and the global `tracing`
-/// subscriber. Call once, inside the Tokio runtime (the gRPC exporter's
-/// channel lives on it), and keep the guard until the process ends.
+/// Installs propagation, the tracer provider, the meter provider and the
+/// global `tracing` subscriber. Call once, inside the Tokio runtime (the gRPC
+/// exporters' channels live on it), before creating any instrument, and keep
+/// the guard until the process ends.
 pub fn init(
     config: &TelemetryConfig,
     log_format: LogFormat,
 ) -> Result<TelemetryGuard, TelemetryError> {
     propagation::install();
 
-    let provider = build_provider(config)?;
+    // One resource for both signals: a series and a span of this process
+    // name the same service and instance.
+    let resource = resource::resource(config);
+    let provider = build_provider_with(config, resource.clone())?;
+    let meter_provider = metrics::build_meter_provider(config, resource)?;
     opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_meter_provider(meter_provider.clone());
     let tracer = provider.tracer(SCOPE);
 
     // Spans at INFO and above become OpenTelemetry spans. This filter belongs
@@ -60,17 +67,37 @@ pub fn init(
             "exporting spans over OTLP"
         );
     }
-    Ok(TelemetryGuard::new(provider))
+    if config.metrics.exports(config.sdk_disabled) {
+        tracing::info!(
+            endpoint = %config.metrics.endpoint,
+            protocol = ?config.metrics.protocol,
+            interval_ms = config.metrics.interval.as_millis() as u64,
+            "exporting metrics over OTLP"
+        );
+    } else {
+        tracing::info!(
+            service.name = %config.service_name,
+            "metrics are not exported (OTEL_METRICS_EXPORTER=none or OTEL_SDK_DISABLED=true)"
+        );
+    }
+    Ok(TelemetryGuard::new(provider, meter_provider))
 }
 
 /// The provider alone, without touching global state: `init` uses it, and so
 /// can tests that need a provider of their own.
 pub fn build_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    build_provider_with(config, resource::resource(config))
+}
+
+fn build_provider_with(
+    config: &TelemetryConfig,
+    resource: opentelemetry_sdk::Resource,
+) -> Result<SdkTracerProvider, TelemetryError> {
     // Random trace-ids, said explicitly: the propagator sets the W3C Level 2
     // `random` flag on traces this process starts on that promise
     // (`W3cTraceContextPropagator::new`). Change one, change the other.
     let mut builder = SdkTracerProvider::builder()
-        .with_resource(resource::resource(config))
+        .with_resource(resource)
         .with_id_generator(RandomIdGenerator::default())
         .with_sampler(config.sampler.to_sdk());
 

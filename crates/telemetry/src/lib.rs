@@ -10,25 +10,33 @@
 //! The pieces:
 //! - [`config`]: reads the standard `OTEL_*` environment variables.
 //! - [`init`]: builds the tracer provider, exporter and `tracing` subscriber.
+//! - [`metrics`]: the meter provider beside it, and the histogram boundaries
+//!   of every duration (the HTTP instruments are recorded by [`server`] and
+//!   [`client`]).
 //! - [`resource`]: who sent a span (version, instance, host, process).
 //! - [`propagation`]: W3C Trace Context + Baggage, on requests and in the
 //!   `traceresponse` of answers: the only global state.
 //! - [`server`]: an axum middleware that opens the SERVER span of a request.
 //! - [`client`]: a reqwest client whose CLIENT spans inject the context.
-//! - [`shutdown`]: the guard that flushes spans on exit and the signal future.
+//! - [`shutdown`]: the guard that flushes spans and metrics on exit and the
+//!   signal future.
 
 pub mod client;
 pub mod config;
 mod error;
 pub mod init;
 pub mod logging;
+pub mod metrics;
 pub mod propagation;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
 
 pub use client::{traced_client, traced_client_with, HttpClient};
-pub use config::{OtlpProtocol, SamplerConfig, TelemetryConfig, SPAN_SOURCE_VAR};
+pub use config::{
+    MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, TelemetryConfig,
+    SPAN_SOURCE_VAR,
+};
 pub use error::TelemetryError;
 pub use init::init;
 pub use logging::LogFormat;

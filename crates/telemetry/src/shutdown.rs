@@ -1,27 +1,45 @@
-//! Flushing spans on exit.
+//! Flushing spans and metrics on exit.
 //!
 //! The batch processor holds spans in memory for up to the schedule delay. A
 //! process that exits without shutting the provider down loses exactly the
 //! spans of its last requests — the ones people look for after a crash or a
-//! `docker compose down`.
+//! `docker compose down`. The periodic metric reader likewise holds the
+//! counts since its last export; shutting it down exports them once more.
 
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
-/// Keeps the tracer provider alive and shuts it down (flushing every pending
-/// span) when [`TelemetryGuard::shutdown`] is awaited.
-#[must_use = "dropping the guard early stops span export"]
+/// The two providers, shut down together: spans first, then metrics.
+struct Providers {
+    tracer: SdkTracerProvider,
+    meter: SdkMeterProvider,
+}
+
+impl Providers {
+    fn shutdown(self) -> OTelSdkResult {
+        let spans = self.tracer.shutdown();
+        let metrics = self.meter.shutdown();
+        spans.and(metrics)
+    }
+}
+
+/// Keeps the tracer and meter providers alive and shuts them down (flushing
+/// every pending span and a last export of the metrics) when
+/// [`TelemetryGuard::shutdown`] is awaited.
+#[must_use = "dropping the guard early stops span and metric export"]
 pub struct TelemetryGuard {
-    provider: Option<SdkTracerProvider>,
+    provider: Option<Providers>,
 }
 
 impl TelemetryGuard {
-    pub(crate) fn new(provider: SdkTracerProvider) -> Self {
+    pub(crate) fn new(tracer: SdkTracerProvider, meter: SdkMeterProvider) -> Self {
         Self {
-            provider: Some(provider),
+            provider: Some(Providers { tracer, meter }),
         }
     }
 
-    /// Flushes pending spans and stops the exporter.
+    /// Flushes pending spans and metrics and stops the exporters.
     ///
     /// Runs the blocking SDK shutdown on Tokio's blocking pool: called on a
     /// runtime thread it would starve the gRPC exporter of the very runtime

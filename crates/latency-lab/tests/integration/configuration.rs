@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::common::{traceresponse_ids, Options, Suite, LAB};
+use crate::common::{traceresponse_ids, Options, ServiceProcess, Suite, LAB};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_name_and_resource_attributes_come_from_the_environment() {
@@ -93,6 +93,10 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
         ("LATENCY_LAB_SPAN_SOURCE", "yes"),
+        ("OTEL_METRICS_EXPORTER", "prometheus"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "5s"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "carrier-pigeon"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "not a url"),
     ] {
         let output = std::process::Command::new(LAB)
             .args(["serve", "user-service", "--listen", "127.0.0.1:0"])
@@ -103,5 +107,94 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(key), "{key}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// What a tiny OTLP/HTTP endpoint in the test received: (path, body) per
+/// POST. It answers an empty success to everything, spans and metrics alike,
+/// so the service's metrics can be seen without any collector.
+type Posts = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn otlp_http_sink() -> (String, Posts) {
+    use axum::body::Bytes;
+    use axum::extract::State;
+
+    let posts: Posts = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/{*path}",
+            axum::routing::post(
+                |State(posts): State<Posts>, uri: axum::http::Uri, body: Bytes| async move {
+                    posts
+                        .lock()
+                        .unwrap()
+                        .push((uri.path().to_owned(), body.to_vec()));
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
+                },
+            ),
+        )
+        .with_state(posts.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), posts)
+}
+
+/// Serves `user-service` exporting to a sink, sends one request, stops it
+/// with SIGTERM (which flushes), and returns the metric export bodies.
+async fn metric_exports_of_one_request(extra: &[(&str, &str)]) -> Vec<Vec<u8>> {
+    let (sink, posts) = otlp_http_sink().await;
+    let mut env = vec![
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", sink),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "60000".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let service = ServiceProcess::start("user-service", &[], &env).await;
+    let status = reqwest::get(format!("{}/users/3", service.url))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert!(service.terminate().await.success());
+    let posts = posts.lock().unwrap();
+    posts
+        .iter()
+        .filter(|(path, _)| path == "/v1/metrics")
+        .map(|(_, body)| body.clone())
+        .collect()
+}
+
+fn mentions(body: &[u8], needle: &str) -> bool {
+    body.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_leave_beside_the_spans_and_flush_on_sigterm() {
+    // The interval is a minute: what arrives was sent by the shutdown.
+    let exports = metric_exports_of_one_request(&[]).await;
+    assert!(!exports.is_empty(), "SIGTERM exports the metrics once more");
+    let last = exports.last().unwrap();
+    for name in [
+        "http.server.request.duration",
+        "/users/{id}",
+        "db.client.operation.duration",
+        "user-service",
+    ] {
+        assert!(mentions(last, name), "the export names {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_exporter_none_and_sdk_disabled_send_no_metrics() {
+    for switch in [
+        ("OTEL_METRICS_EXPORTER", "none"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ] {
+        let exports = metric_exports_of_one_request(&[switch]).await;
+        assert!(exports.is_empty(), "{}={}", switch.0, switch.1);
     }
 }

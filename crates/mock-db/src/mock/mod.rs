@@ -36,8 +36,8 @@ pub mod pool;
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use rand::rngs::StdRng;
@@ -48,6 +48,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::latency::units::format_duration;
 use crate::latency::{Fault, FaultRates, LatencySpec, Probability, Sample, Sampler, SpecProblem};
+use crate::metrics::QueryMetrics;
 use crate::simulated::SimulatedQuery;
 use service_kit::ApiError;
 
@@ -122,6 +123,10 @@ struct Inner {
     faults: FaultRates,
     max_delay: Duration,
     pool: Option<Pool>,
+    /// Created on first use: a mock is built before telemetry is
+    /// initialised (its settings are checked first), and an instrument
+    /// created then would stay a no-op.
+    query_metrics: OnceLock<QueryMetrics>,
     rng: Mutex<StdRng>,
     shutdown: CancellationToken,
 }
@@ -185,7 +190,10 @@ impl Mock {
                 sampler,
                 faults: settings.faults,
                 max_delay: settings.max_delay,
-                pool: settings.db_pool_size.map(Pool::new),
+                pool: settings
+                    .db_pool_size
+                    .map(|size| Pool::new(size, name.service)),
+                query_metrics: OnceLock::new(),
                 rng: Mutex::new(rng),
                 shutdown: CancellationToken::new(),
             }),
@@ -218,11 +226,25 @@ impl Mock {
         let span = query.span();
         plan.record(&span);
         // If the server drops this future (the client hung up), say so on
-        // the span: otherwise a query cut short looks like a fast one.
-        let abandoned = Abandoned(Some(span.clone()));
+        // the span and in the metrics: otherwise a query cut short looks
+        // like a fast one.
+        let started = Instant::now();
+        let abandoned = Abandoned(Some(AbandonedQuery {
+            span: span.clone(),
+            query,
+            started,
+            metrics: self.query_metrics().clone(),
+        }));
         let outcome = self.execute(&plan, &span).instrument(span.clone()).await;
         abandoned.disarm();
+        let error_type = outcome.as_ref().err().map(|e| e.code);
+        self.query_metrics()
+            .record(&query, started.elapsed(), error_type);
         outcome
+    }
+
+    fn query_metrics(&self) -> &QueryMetrics {
+        self.inner.query_metrics.get_or_init(QueryMetrics::new)
     }
 
     /// Everything decided before any waiting: which spec, which delay,
@@ -387,8 +409,16 @@ impl Plan {
 }
 
 /// Notes on the span that a query was abandoned — dropped by the
-/// server because the client went away — unless disarmed first.
-struct Abandoned(Option<tracing::Span>);
+/// server because the client went away — and records its duration so far
+/// with `error.type = abandoned`, unless disarmed first.
+struct Abandoned(Option<AbandonedQuery>);
+
+struct AbandonedQuery {
+    span: tracing::Span,
+    query: SimulatedQuery,
+    started: Instant,
+    metrics: QueryMetrics,
+}
 
 impl Abandoned {
     fn disarm(mut self) {
@@ -398,8 +428,10 @@ impl Abandoned {
 
 impl Drop for Abandoned {
     fn drop(&mut self) {
-        if let Some(span) = self.0.take() {
-            tracing::info!(parent: &span, "abandoned: the client gave up waiting");
+        if let Some(q) = self.0.take() {
+            tracing::info!(parent: &q.span, "abandoned: the client gave up waiting");
+            q.metrics
+                .record(&q.query, q.started.elapsed(), Some("abandoned"));
         }
     }
 }

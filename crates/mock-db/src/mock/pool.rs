@@ -11,13 +11,20 @@
 //! uncontended one (it is then a sliver): the trace shape depends on the
 //! configuration, not on luck. Without `--db-pool-size` (the default) there
 //! is no pool, no wait and no span.
+//!
+//! The pool's state is also metrics ([`crate::metrics`]): connections idle
+//! and used, the maximum, the requests waiting, and each wait's duration —
+//! what an alert on a saturated pool reads.
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
+
+use crate::metrics::PoolMetrics;
 
 /// `--db-pool-size N`: at most N queries run at once; the rest queue in
 /// arrival order (Tokio's semaphore is fair).
@@ -27,6 +34,12 @@ pub struct Pool {
     connections: Arc<Semaphore>,
     /// Requests currently queued for a connection.
     waiting: AtomicUsize,
+    name: &'static str,
+    /// Created on the first wait, not with the pool: a mock (and its pool)
+    /// is built before telemetry is initialised, and an instrument created
+    /// then would stay a no-op. The pool's series appear with its first
+    /// request.
+    metrics: OnceLock<PoolMetrics>,
 }
 
 /// A borrowed connection; returned to the pool when dropped — including when
@@ -34,16 +47,34 @@ pub struct Pool {
 /// a connection.
 #[derive(Debug)]
 pub struct Connection {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+    metrics: PoolMetrics,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.permit.take().is_some() {
+            self.metrics.released();
+        }
+    }
 }
 
 impl Pool {
-    pub fn new(size: NonZeroUsize) -> Self {
+    /// A pool of `size` connections; `name` is its
+    /// `db.client.connection.pool.name`.
+    pub fn new(size: NonZeroUsize, name: &'static str) -> Self {
         Self {
             size: size.get(),
             connections: Arc::new(Semaphore::new(size.get())),
             waiting: AtomicUsize::new(0),
+            name,
+            metrics: OnceLock::new(),
         }
+    }
+
+    fn metrics(&self) -> &PoolMetrics {
+        self.metrics
+            .get_or_init(|| PoolMetrics::new(self.name, self.size))
     }
 
     pub fn size(&self) -> usize {
@@ -53,7 +84,8 @@ impl Pool {
     /// Waits for a connection inside a `db.pool.wait` INTERNAL span.
     pub async fn acquire(&self) -> Connection {
         let in_use = self.size - self.connections.available_permits().min(self.size);
-        let queued = Queued::join(&self.waiting);
+        let started = Instant::now();
+        let queued = Queued::join(&self.waiting, self.metrics());
         let span = tracing::info_span!(
             "db.pool.wait",
             otel.name = "db.pool.wait",
@@ -75,7 +107,13 @@ impl Pool {
             // were it ever, running without a connection beats a panic.
             .ok();
         drop(queued);
-        Connection { _permit: permit }
+        if permit.is_some() {
+            self.metrics().acquired(started.elapsed());
+        }
+        Connection {
+            permit,
+            metrics: self.metrics().clone(),
+        }
     }
 }
 
@@ -83,19 +121,26 @@ impl Pool {
 /// is abandoned because the client went away.
 struct Queued<'a> {
     waiting: &'a AtomicUsize,
+    metrics: &'a PoolMetrics,
     ahead: usize,
 }
 
 impl<'a> Queued<'a> {
-    fn join(waiting: &'a AtomicUsize) -> Self {
+    fn join(waiting: &'a AtomicUsize, metrics: &'a PoolMetrics) -> Self {
         let ahead = waiting.fetch_add(1, Ordering::SeqCst);
-        Self { waiting, ahead }
+        metrics.pending(1);
+        Self {
+            waiting,
+            metrics,
+            ahead,
+        }
     }
 }
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.pending(-1);
     }
 }
 
@@ -106,7 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pool_of_one_serialises_and_counts_the_queue() {
-        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap()));
+        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap(), "test-pool"));
         let first = pool.acquire().await;
         assert_eq!(pool.waiting.load(Ordering::SeqCst), 0);
 
@@ -131,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_abandoned_wait_leaves_the_queue() {
-        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap()));
+        let pool = Arc::new(Pool::new(NonZeroUsize::new(1).unwrap(), "test-pool"));
         let _held = pool.acquire().await;
         let gave_up = tokio::time::timeout(Duration::from_millis(20), pool.acquire()).await;
         assert!(gave_up.is_err());

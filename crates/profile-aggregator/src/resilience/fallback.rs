@@ -11,12 +11,16 @@
 //! the retries, the hedge and the breaker use.
 //!
 //! The SERVER span gets a `fallback.applied` event naming the dependency and
-//! the cause, so a 200 that hides a failure is still visible in the trace.
+//! the cause, so a 200 that hides a failure is still visible in the trace,
+//! and `latency_lab.fallback.applied` counts it (by `error.type`, the cause).
 
+use super::metrics::RemedyMetrics;
 use crate::AggregatorError;
 
-/// The span event (and log line) that says the answer is degraded, and why.
-pub fn record(field: &str, error: &AggregatorError) {
+/// The span event (and log line) that says the answer is degraded, and why,
+/// and the count of degraded answers.
+pub(crate) fn record(field: &str, error: &AggregatorError, metrics: &RemedyMetrics) {
+    metrics.fallback_applied(error.code());
     tracing::warn!(
         dependency = error.dependency().unwrap_or_default(),
         fallback.field = field,

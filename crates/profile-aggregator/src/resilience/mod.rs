@@ -39,6 +39,9 @@
 //!   decides what the *request* answers once the orders call has failed
 //!   with everything else already tried.
 //!
+//! What each remedy did is also counted, per dependency, in the
+//! `latency_lab.*` metrics ([`metrics`]).
+//!
 //! Every wait is bounded: attempts by the timeout, retries by their number
 //! and the budget, the bulkhead wait by the timeout, the hedge by the
 //! attempts it races.
@@ -48,6 +51,7 @@ pub mod budget;
 pub mod bulkhead;
 pub mod fallback;
 pub mod hedge;
+pub(crate) mod metrics;
 pub mod retry;
 pub mod timeout;
 
