@@ -21,8 +21,9 @@ pub(crate) struct EndpointRow {
     pub(crate) requests: u64,
     /// Requests whose point has an `error.type` or a 5xx status.
     pub(crate) errors: u64,
-    /// Requests per second over the points' lifetime (cumulative start to
-    /// the latest point), `None` when that lifetime is zero.
+    /// Requests per second over the time the points cover: from their
+    /// cumulative start (the SDK starts a series at its first measurement)
+    /// to the latest export; `None` when that time is zero.
     pub(crate) rate_per_s: Option<f64>,
     /// `None` when the series of this endpoint have different bounds.
     pub(crate) buckets: Option<Buckets>,
@@ -173,7 +174,7 @@ pub(crate) fn render(rows: &[EndpointRow], when: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "  {FOOTER} each pN interpolated within its bucket as Prometheus' histogram_quantile does (p99 ≤ its bucket's upper bound); max as recorded; rate = requests ÷ time since the service started"
+        "  {FOOTER} each pN interpolated within its bucket as Prometheus' histogram_quantile does (p99 ≤ its bucket's upper bound); max as recorded; rate = requests ÷ the time the cumulative point covers (from the first request to the latest export)"
     );
     out
 }
