@@ -174,7 +174,11 @@ pub(crate) fn render(rows: &[EndpointRow], when: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "  {FOOTER} each pN interpolated within its bucket as Prometheus' histogram_quantile does (p99 ≤ its bucket's upper bound); max as recorded; rate = requests ÷ the time the cumulative point covers (from the first request to the latest export)"
+        "  {FOOTER} each pN interpolated within its bucket as Prometheus' histogram_quantile does (p99 ≤ its bucket's upper bound)"
+    );
+    let _ = writeln!(
+        out,
+        "  max as recorded; rate = requests ÷ the time the cumulative points cover (first request to latest export)"
     );
     out
 }
@@ -271,7 +275,7 @@ mod tests {
 
         let text = render(&rows, "at exit");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         assert!(lines[0].starts_with("endpoints (at exit): "), "{text}");
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(
