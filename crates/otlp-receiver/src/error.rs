@@ -23,4 +23,9 @@ pub enum ReceiverError {
         waited: Duration,
         spans: Vec<CollectedSpan>,
     },
+
+    /// A wait on the metric store ended before its condition held; names the series that
+    /// had arrived (none at all usually means the sender exports no metrics).
+    #[error("timed out after {waited:?} waiting for metrics; {} series seen: {}", seen.len(), seen.join("; "))]
+    MetricsTimeout { waited: Duration, seen: Vec<String> },
 }

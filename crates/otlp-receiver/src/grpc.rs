@@ -1,7 +1,14 @@
-//! OTLP/gRPC transport: a tonic `TraceService` that converts and stores every export.
+//! OTLP/gRPC transport: a tonic `TraceService` and `MetricsService` that convert and store
+//! every export.
 
 use std::future::Future;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -13,11 +20,13 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::metric_model::metrics_from_request;
+use crate::metric_store::MetricStore;
 use crate::model::spans_from_request;
 use crate::store::SpanStore;
 use crate::MAX_MESSAGE_BYTES;
 
-/// The gRPC service; holds a handle on the shared store.
+/// The gRPC trace service; holds a handle on the shared store.
 #[derive(Debug, Clone)]
 pub(crate) struct TraceReceiver {
     store: SpanStore,
@@ -37,6 +46,27 @@ impl TraceService for TraceReceiver {
     }
 }
 
+/// The gRPC metrics service; holds a handle on the shared metric store.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricsReceiver {
+    metrics: MetricStore,
+}
+
+#[tonic::async_trait]
+impl MetricsService for MetricsReceiver {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.metrics.insert(metrics_from_request(request.get_ref()));
+        // Refused series are counted by the store, not reported back: an exporter cannot act
+        // on it, and a partial-success warning per export would only flood its log.
+        Ok(Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
 /// Serves OTLP/gRPC on an already bound listener until `shutdown` resolves.
 ///
 /// Gzip is accepted because it is what SDKs send when compression is switched on; the
@@ -44,13 +74,18 @@ impl TraceService for TraceReceiver {
 pub(crate) async fn serve(
     listener: TcpListener,
     store: SpanStore,
+    metrics: MetricStore,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let service = TraceServiceServer::new(TraceReceiver { store })
+    let traces = TraceServiceServer::new(TraceReceiver { store })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let metrics = MetricsServiceServer::new(MetricsReceiver { metrics })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
-        .add_service(service)
+        .add_service(traces)
+        .add_service(metrics)
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -1,4 +1,5 @@
-//! OTLP/HTTP transport: `POST /v1/traces` with a protobuf or JSON body, optionally gzipped.
+//! OTLP/HTTP transport: `POST /v1/traces` and `POST /v1/metrics` with a protobuf or JSON
+//! body, optionally gzipped.
 //!
 //! Status codes follow the OTLP/HTTP specification so real exporters react correctly
 //! (400 is "do not retry", 415 names the media type problem); error bodies are a
@@ -15,11 +16,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use flate2::read::MultiGzDecoder;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use serde::de::DeserializeOwned;
 
+use crate::metric_model::metrics_from_request;
+use crate::metric_store::MetricStore;
 use crate::model::spans_from_request;
 use crate::store::SpanStore;
 use crate::MAX_MESSAGE_BYTES;
@@ -27,12 +34,24 @@ use crate::MAX_MESSAGE_BYTES;
 /// The path OTLP/HTTP exporters append to the base endpoint for traces.
 pub const TRACES_PATH: &str = "/v1/traces";
 
-/// The router: only `POST /v1/traces`; axum answers other methods with 405.
-pub(crate) fn router(store: SpanStore) -> Router {
+/// The path OTLP/HTTP exporters append to the base endpoint for metrics.
+pub const METRICS_PATH: &str = "/v1/metrics";
+
+/// Where each signal's exports go.
+#[derive(Debug, Clone)]
+struct Stores {
+    spans: SpanStore,
+    metrics: MetricStore,
+}
+
+/// The router: `POST /v1/traces` and `POST /v1/metrics`; axum answers other methods with
+/// 405 and other paths (logs, profiles) with 404.
+pub(crate) fn router(spans: SpanStore, metrics: MetricStore) -> Router {
     Router::new()
-        .route(TRACES_PATH, post(export))
+        .route(TRACES_PATH, post(export_traces))
+        .route(METRICS_PATH, post(export_metrics))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
-        .with_state(store)
+        .with_state(Stores { spans, metrics })
 }
 
 /// The two OTLP/HTTP body encodings.
@@ -103,7 +122,29 @@ struct RpcStatus {
 /// gRPC `INVALID_ARGUMENT`, the code OTLP uses for a request that must not be retried.
 const RPC_INVALID_ARGUMENT: i32 = 3;
 
-async fn export(State(store): State<SpanStore>, headers: HeaderMap, body: Bytes) -> Response {
+async fn export_traces(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
+    export::<ExportTraceServiceRequest, ExportTraceServiceResponse>(&headers, &body, |request| {
+        stores.spans.insert(spans_from_request(&request));
+    })
+}
+
+async fn export_metrics(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
+    export::<ExportMetricsServiceRequest, ExportMetricsServiceResponse>(
+        &headers,
+        &body,
+        |request| {
+            stores.metrics.insert(metrics_from_request(&request));
+        },
+    )
+}
+
+/// One export, whatever the signal: check the media type, decode (inflating first when
+/// gzipped), hand the request to `store`, answer in the request's encoding.
+fn export<Req, Resp>(headers: &HeaderMap, body: &[u8], store: impl FnOnce(Req)) -> Response
+where
+    Req: Message + Default + DeserializeOwned,
+    Resp: Message + Default,
+{
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -117,23 +158,23 @@ async fn export(State(store): State<SpanStore>, headers: HeaderMap, body: Bytes)
         )
             .into_response();
     };
-    match decode(&headers, &body, encoding) {
+    match decode::<Req>(headers, body, encoding) {
         Ok(request) => {
-            store.insert(spans_from_request(&request));
-            success(encoding)
+            store(request);
+            success::<Resp>(encoding)
         }
         Err(error) => {
-            tracing::debug!(%error, "rejected an OTLP/HTTP trace export");
+            tracing::debug!(%error, "rejected an OTLP/HTTP export");
             failure(encoding, &error)
         }
     }
 }
 
-fn decode(
+fn decode<Req: Message + Default + DeserializeOwned>(
     headers: &HeaderMap,
     body: &[u8],
     encoding: Encoding,
-) -> Result<ExportTraceServiceRequest, BodyError> {
+) -> Result<Req, BodyError> {
     let content_encoding = headers.get(CONTENT_ENCODING).map(|v| {
         String::from_utf8_lossy(v.as_bytes())
             .trim()
@@ -149,7 +190,7 @@ fn decode(
         Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
     };
     Ok(match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body)?,
+        Encoding::Protobuf => Req::decode(body)?,
         Encoding::Json => serde_json::from_slice(body)?,
     })
 }
@@ -169,9 +210,9 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>, BodyError> {
     Ok(out)
 }
 
-fn success(encoding: Encoding) -> Response {
+fn success<Resp: Message + Default>(encoding: Encoding) -> Response {
     let body = match encoding {
-        Encoding::Protobuf => ExportTraceServiceResponse::default().encode_to_vec(),
+        Encoding::Protobuf => Resp::default().encode_to_vec(),
         // The JSON form of a response without partial success; written out rather than
         // serialised because serde would emit `"partialSuccess": null`.
         Encoding::Json => b"{}".to_vec(),

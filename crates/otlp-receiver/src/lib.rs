@@ -1,10 +1,11 @@
-//! An in-process OTLP trace receiver.
+//! An in-process OTLP trace and metrics receiver.
 //!
 //! latency-lab's integration tests run the services as child processes and need to see the
-//! spans those processes export, without an external collector or Jaeger to install and
-//! poll. This crate is that collector: [`start`] binds OTLP/gRPC and OTLP/HTTP listeners and
-//! puts every received span into a [`SpanStore`] that tests can wait on. The all-in-one lab
-//! binary embeds the same receiver as its trace store.
+//! spans and metrics those processes export, without an external collector or Jaeger to
+//! install and poll. This crate is that collector: [`start`] binds OTLP/gRPC and OTLP/HTTP
+//! listeners and puts every received span into a [`SpanStore`] and every metric point into a
+//! [`MetricStore`] (the latest point per series), both of which tests can wait on. The
+//! all-in-one lab binary embeds the same receiver as its trace and metric store.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), otlp_receiver::ReceiverError> {
@@ -24,6 +25,8 @@
 mod error;
 mod grpc;
 mod http;
+mod metric_model;
+mod metric_store;
 mod model;
 mod store;
 
@@ -35,7 +38,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::ReceiverError;
-pub use http::TRACES_PATH;
+pub use http::{METRICS_PATH, TRACES_PATH};
+pub use metric_model::{
+    metrics_from_request, HistogramPoint, MetricOrigin, NumberKind, NumberPoint, NumberValue,
+    ReceivedMetrics, Temporality,
+};
+pub use metric_store::{MetricStore, MAX_METRIC_SERIES};
 pub use model::{
     spans_from_request, AttrValue, CollectedSpan, SpanEvent, SpanKind, SpanLink, StatusCode,
     UNKNOWN_SERVICE,
@@ -83,14 +91,16 @@ pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverEr
     let http_addr = local_addr(&http_listener, config.http_addr)?;
 
     let store = SpanStore::new(config.max_traces);
+    let metrics = MetricStore::new(MAX_METRIC_SERIES);
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         store.clone(),
+        metrics.clone(),
         stopped(stop_rx.clone()),
     ));
-    let router = http::router(store.clone());
+    let router = http::router(store.clone(), metrics.clone());
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, router)
             .with_graceful_shutdown(stopped(stop_rx))
@@ -99,6 +109,7 @@ pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverEr
 
     Ok(RunningReceiver {
         store,
+        metrics,
         grpc_addr,
         http_addr,
         stop: stop_tx,
@@ -131,6 +142,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 #[derive(Debug)]
 pub struct RunningReceiver {
     store: SpanStore,
+    metrics: MetricStore,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -142,6 +154,11 @@ impl RunningReceiver {
     /// The store every received span goes to; clone it to keep it past the receiver.
     pub fn store(&self) -> &SpanStore {
         &self.store
+    }
+
+    /// The store every received metric point goes to (the latest point of each series).
+    pub fn metrics(&self) -> &MetricStore {
+        &self.metrics
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -158,7 +175,7 @@ impl RunningReceiver {
     }
 
     /// `http://HOST:PORT`, the OTLP/HTTP base endpoint: exporters configured through
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` append [`TRACES_PATH`] themselves.
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` append [`TRACES_PATH`] and [`METRICS_PATH`] themselves.
     pub fn http_endpoint(&self) -> String {
         endpoint(self.http_addr)
     }

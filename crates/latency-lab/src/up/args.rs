@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 use mock_db::latency::LatencySpec;
@@ -73,6 +74,12 @@ pub struct UpArgs {
     /// waterfall of the slowest request.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub load: Option<u64>,
+    /// While following traces, print the per-endpoint latency table (rate,
+    /// errors, p50/p90/p99, max, from the histograms the services export)
+    /// this often, e.g. 30s. The table is also printed at exit, after
+    /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
+    pub stats_every: Option<Duration>,
     /// Requests in flight at once during `--load`.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub load_concurrency: u64,
@@ -87,6 +94,16 @@ pub struct UpArgs {
     pub order_latency: LatencySpec,
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// `--stats-every`: a duration of at least a second (the services export
+/// their metrics every few seconds; a faster table would repeat itself).
+fn parse_stats_every(value: &str) -> Result<Duration, String> {
+    let every = service_kit::cli::parse_duration(value)?;
+    if every < Duration::from_secs(1) {
+        return Err(format!("{value:?} is too short: at least 1s"));
+    }
+    Ok(every)
 }
 
 /// The service addresses used when none is given; a taken one is swapped

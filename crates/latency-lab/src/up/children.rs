@@ -60,10 +60,17 @@ impl Children {
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
             .env_remove("OTEL_SERVICE_NAME")
             .stderr(Stdio::inherit());
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
             cmd = cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        }
+        // Metrics every 2 s unless told otherwise: the latency table on
+        // demand is then at most that stale.
+        if std::env::var_os("OTEL_METRIC_EXPORT_INTERVAL").is_none() {
+            cmd = cmd.env("OTEL_METRIC_EXPORT_INTERVAL", "2000");
         }
         if std::env::var_os("RUST_LOG").is_none() {
             cmd = cmd.env("RUST_LOG", "warn");

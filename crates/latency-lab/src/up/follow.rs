@@ -15,6 +15,7 @@ use tokio::sync::broadcast;
 use trace_view::model::collected_trace_id;
 use trace_view::TraceId;
 
+use super::stats;
 use super::view::TraceView;
 
 /// A trace is printed once no span of it has arrived for this long.
@@ -106,8 +107,13 @@ async fn new_spans(
     Ok(spans)
 }
 
-/// Prints each trace once it has been quiet for [`QUIET`].
-pub(super) async fn follow_new_traces(receiver: &RunningReceiver, view: &mut TraceView) {
+/// Prints each trace once it has been quiet for [`QUIET`], and the latency
+/// table whenever `stats` asks for it.
+pub(super) async fn follow_new_traces(
+    receiver: &RunningReceiver,
+    view: &mut TraceView,
+    stats: &mut stats::Triggers,
+) {
     let store = receiver.store();
     let mut updates = store.subscribe();
     let mut last_seen: HashMap<TraceId, Instant> = HashMap::new();
@@ -142,6 +148,7 @@ pub(super) async fn follow_new_traces(receiver: &RunningReceiver, view: &mut Tra
                 }
                 view.report_dropped(Some(receiver));
             }
+            when = stats.next() => stats::print(receiver, view, when),
         }
     }
 }

@@ -4,19 +4,23 @@
 //! re-executed as `serve <service>`), so every hop is a real HTTP hop and
 //! every service exports under its own `service.name`. Spans go to the
 //! embedded OTLP receiver (or to `--otlp-endpoint`); each trace is printed
-//! as a waterfall once it is complete, and saved as Jaeger JSON.
+//! as a waterfall once it is complete, and saved as Jaeger JSON. Their
+//! metrics go there too: a per-endpoint latency table is printed at exit,
+//! after `--load`, and on demand.
 //!
 //! * [`args`]: the flags.
 //! * [`preflight`]: the ports and the endpoint, checked before anything starts.
 //! * this module: the session — start, demo, `--load`, follow, stop.
 //! * [`follow`]: which spans and traces arrived, and when a trace is complete.
 //! * [`view`]: printing and saving each trace once.
+//! * [`stats`]: the per-endpoint latency table from the exported histograms.
 //! * [`children`]: the child processes and the signals that stop them.
 
 mod args;
 mod children;
 mod follow;
 mod preflight;
+mod stats;
 mod view;
 
 use std::collections::HashSet;
@@ -37,6 +41,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Take over Ctrl-C and SIGTERM before anything starts: from here on they
     // stop the children and end cleanly instead of killing only this process.
     let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
+    let mut stats_triggers =
+        stats::Triggers::install(args.stats_every).context("cannot install the SIGUSR1 handler")?;
     let services = check_before_start(&args).await?;
     let display = args.display.resolve();
     let receiver = match &args.otlp_endpoint {
@@ -68,7 +74,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut children = Children::default();
     let mut view = TraceView::new(args.traces_dir.clone(), display, args.max_traces);
     let result = tokio::select! {
-        result = session(&args, services, &endpoint, &mut children, receiver.as_ref(), &mut view) => result,
+        result = session(&args, services, &endpoint, &mut children, receiver.as_ref(), &mut view, &mut stats_triggers) => result,
         _ = stop.wait() => {
             println!("\nstopping…");
             Ok(())
@@ -77,6 +83,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     children.stop().await;
     if let Some(r) = receiver {
+        // The children flushed their metrics on the way out: the table is
+        // complete now.
+        if result.is_ok() {
+            stats::print(&r, &mut view, "at exit");
+        }
         let dropped = r.store().dropped_traces();
         println!(
             "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
@@ -94,6 +105,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     result
 }
+
+/// How long the table after `--load` waits for the services' next metric
+/// export to count every request sent.
+const METRICS_WAIT: Duration = Duration::from_secs(20);
 
 /// Where the three services listen, once their ports are checked.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +149,7 @@ async fn session(
     children: &mut Children,
     receiver: Option<&RunningReceiver>,
     view: &mut TraceView,
+    stats_triggers: &mut stats::Triggers,
 ) -> anyhow::Result<()> {
     let user_latency = args.user_latency.to_string();
     let order_latency = args.order_latency.to_string();
@@ -188,11 +204,24 @@ async fn session(
     println!("try:  curl '{aggregator}/user-profile/42?mode=concurrent'");
     println!();
 
+    // Requests `up` sent to the aggregator, to know when its metrics count them.
+    let mut sent = 0;
     if !args.no_demo {
         demo(args, &aggregator, receiver, view).await?;
+        sent += args.demo_modes.len() as u64;
     }
     if let Some(requests) = args.load {
         load_each_mode(args, &aggregator, receiver, view, requests).await?;
+        sent += requests * args.demo_modes.len() as u64;
+        // With --demo-only the table follows at once, at exit.
+        if let (Some(r), false) = (receiver, args.demo_only) {
+            if !stats::wait_for_requests(r, sent, METRICS_WAIT).await {
+                println!(
+                    "(the services' metrics do not count all {sent} requests yet: they export every few seconds)"
+                );
+            }
+            stats::print(r, view, "after --load");
+        }
     }
     if args.demo_only {
         return Ok(());
@@ -200,7 +229,7 @@ async fn session(
     match receiver {
         Some(r) => {
             println!("waiting for requests; each trace is printed when complete (Ctrl-C stops)");
-            follow_new_traces(r, view).await;
+            follow_new_traces(r, view, stats_triggers).await;
             Ok(())
         }
         None => {

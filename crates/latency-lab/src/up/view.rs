@@ -14,6 +14,8 @@ pub(super) struct TraceView {
     pub(super) display: Display,
     /// Trace ids already shown: each trace is printed once.
     pub(super) printed: HashSet<TraceId>,
+    /// Trace ids saved as files: each is counted once.
+    saved_ids: HashSet<TraceId>,
     pub(super) saved: usize,
     dropped_reported: u64,
     max_traces: u64,
@@ -25,6 +27,7 @@ impl TraceView {
             dir,
             display,
             printed: HashSet::new(),
+            saved_ids: HashSet::new(),
             saved: 0,
             dropped_reported: 0,
             max_traces,
@@ -40,14 +43,31 @@ impl TraceView {
             "{}",
             waterfall::render(&trace, self.display.width, self.display.colour)
         );
-        match jaeger_json::save(&self.dir, &trace) {
-            Ok(path) => {
-                self.saved += 1;
-                println!("saved as {}", path.display());
-            }
-            Err(e) => eprintln!("warning: the trace was not saved: {e}"),
+        if let Some(path) = self.save_trace(&trace) {
+            println!("saved as {}", path.display());
         }
         println!();
+    }
+
+    /// Saves a trace without printing it (e.g. the one the latency table
+    /// names); its path, also when it was saved before.
+    pub(super) fn save(&mut self, spans: &[CollectedSpan]) -> Option<PathBuf> {
+        self.save_trace(&Trace::from_collected(spans)?)
+    }
+
+    fn save_trace(&mut self, trace: &Trace) -> Option<PathBuf> {
+        match jaeger_json::save(&self.dir, trace) {
+            Ok(path) => {
+                if self.saved_ids.insert(trace.trace_id) {
+                    self.saved += 1;
+                }
+                Some(path)
+            }
+            Err(e) => {
+                eprintln!("warning: the trace was not saved: {e}");
+                None
+            }
+        }
     }
 
     /// Says so when the bounded store has dropped more traces since last time.

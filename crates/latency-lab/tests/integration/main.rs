@@ -20,4 +20,5 @@ mod remedies;
 mod trace_command;
 mod trace_shape;
 mod tracecontext;
+mod up_metrics;
 mod up_waterfalls;

@@ -14,9 +14,9 @@ use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
 /// The display every run here uses, so outputs can be compared verbatim.
-const DISPLAY: [&str; 4] = ["--width", "100", "--color", "never"];
+pub(crate) const DISPLAY: [&str; 4] = ["--width", "100", "--color", "never"];
 
-fn up_command(traces_dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn up_command(traces_dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(LAB);
     cmd.arg("up")
         .args(DISPLAY)
@@ -32,7 +32,7 @@ fn up_command(traces_dir: &Path, args: &[&str]) -> Command {
 
 /// Reads lines into `out` until one satisfies `done`; panics with what was
 /// read when the output ends or `WAIT` passes first.
-async fn read_until(
+pub(crate) async fn read_until(
     lines: &mut Lines<BufReader<ChildStdout>>,
     out: &mut Vec<String>,
     what: &str,
@@ -60,7 +60,7 @@ async fn read_until(
 /// If the test fails midway, kills `up` and every service it started (its
 /// process group): a failure must be reported, not hang on orphans that
 /// keep the test's output open.
-struct KillGroupOnPanic(u32);
+pub(crate) struct KillGroupOnPanic(pub(crate) u32);
 
 impl Drop for KillGroupOnPanic {
     fn drop(&mut self) {
