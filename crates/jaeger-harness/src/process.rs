@@ -450,10 +450,10 @@ impl CollectorPorts {
 }
 
 /// Retries `start` with fresh ports when the log says a port was taken meanwhile.
-pub(crate) fn start_with_retries<P: Copy>(
+pub(crate) fn start_with_retries<P: Copy, T>(
     allocate: impl Fn() -> Result<P, HarnessError>,
-    start: impl Fn(P) -> Result<JaegerProcess, HarnessError>,
-) -> Result<(JaegerProcess, P), HarnessError> {
+    start: impl Fn(P) -> Result<T, HarnessError>,
+) -> Result<(T, P), HarnessError> {
     let mut attempt = 1;
     loop {
         let ports = allocate()?;

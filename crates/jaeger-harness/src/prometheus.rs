@@ -122,9 +122,26 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts `binary` scraping the collector exporter at `target` every `interval`.
+    /// Starts `binary` scraping the collector exporter at `target` every `interval`, on a free
+    /// loopback port.
     pub fn start(
         binary: &Path,
+        target: SocketAddr,
+        interval: Duration,
+    ) -> Result<Self, HarnessError> {
+        let (prometheus, _) = start_with_retries(
+            || free_loopback_addrs(1).map(|a| a[0]),
+            |addr| Self::start_on(binary, addr, target, interval),
+        )?;
+        Ok(prometheus)
+    }
+
+    /// Like [`start`](Self::start), listening on `listen`: for a Jaeger that must be told the
+    /// Prometheus URL before Prometheus can start (it scrapes the collector, which exports to
+    /// that Jaeger). No retry: another process may have taken `listen` meanwhile.
+    pub fn start_on(
+        binary: &Path,
+        listen: SocketAddr,
         target: SocketAddr,
         interval: Duration,
     ) -> Result<Self, HarnessError> {
@@ -137,37 +154,28 @@ impl Prometheus {
             .map_err(|e| HarnessError::io(format!("cannot write {}", config_path.display()), e))?;
         // rule_files are relative to the config file: the rules go next to the copy.
         let rules = repo_file(PROMETHEUS_ALERTS);
-        let rules_copy =
-            dir.path().join(rules.file_name().ok_or_else(|| {
-                HarnessError::io("alerts path", std::io::ErrorKind::Other.into())
-            })?);
+        let rules_copy = dir.path().join("alerts.yml");
         std::fs::copy(&rules, &rules_copy)
             .map_err(|e| HarnessError::io(format!("cannot copy {}", rules.display()), e))?;
         let storage = dir.path().join("data");
-
-        let (process, addr) = start_with_retries(
-            || free_loopback_addrs(1).map(|a| a[0]),
-            |addr| {
-                let flag = |name: &str, value: &Path| {
-                    let mut arg = OsString::from(format!("--{name}="));
-                    arg.push(value);
-                    arg
-                };
-                JaegerProcess::builder(binary)
-                    .name("prometheus")
-                    .arg(flag("config.file", &config_path))
-                    .arg(flag("storage.tsdb.path", &storage))
-                    .arg(format!("--web.listen-address={addr}"))
-                    // Exemplars (trace ids on histogram buckets) are dropped without this.
-                    .arg("--enable-feature=exemplar-storage")
-                    .health_check(addr, "/-/ready")
-                    .query_url(http_url(addr))
-                    .start()
-            },
-        )?;
+        let flag = |name: &str, value: &Path| {
+            let mut arg = OsString::from(format!("--{name}="));
+            arg.push(value);
+            arg
+        };
+        let process = JaegerProcess::builder(binary)
+            .name("prometheus")
+            .arg(flag("config.file", &config_path))
+            .arg(flag("storage.tsdb.path", &storage))
+            .arg(format!("--web.listen-address={listen}"))
+            // Exemplars (trace ids on histogram buckets) are dropped without this.
+            .arg("--enable-feature=exemplar-storage")
+            .health_check(listen, "/-/ready")
+            .query_url(http_url(listen))
+            .start()?;
         Ok(Prometheus {
             process,
-            addr,
+            addr: listen,
             _dir: dir,
         })
     }
