@@ -40,6 +40,10 @@ pub enum HarnessError {
     #[error("`{command}` failed ({status}); its output is above on stderr")]
     CommandFailed { command: String, status: ExitStatus },
 
+    /// A configuration file of the repository cannot be used as expected.
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+
     /// An I/O operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -8,6 +8,10 @@
 //! * [`JaegerProcess`] runs the binary as a child process (killed on drop); [`Jaeger`] and
 //!   [`Collector`] start it with the repository's `jaeger/config.yaml` or `otel-collector.yaml`
 //!   on free loopback ports.
+//! * [`Prometheus`] runs Prometheus (found on `PATH` by [`prometheus_for_tests`], which skips or
+//!   fails like [`jaeger_for_tests`]) with `prometheus/prometheus.yml` scraping a [`Collector`]'s
+//!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
+//!   Monitor tab's `/api/metrics/*`.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
@@ -29,6 +33,7 @@
 mod error;
 mod locate;
 mod process;
+mod prometheus;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +45,10 @@ pub use locate::{
 pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,
     JaegerProcessBuilder,
+};
+pub use prometheus::{
+    config_for as prometheus_config_for, prometheus_for_tests, prometheus_tools, Prometheus,
+    PrometheusTools, COLLECTOR_SCRAPE_JOB,
 };
 
 /// Go module that holds Jaeger.
@@ -59,6 +68,13 @@ pub const JAEGER_UI_CONFIG: &str = "jaeger/ui-config.json";
 pub const COLLECTOR_CONFIG: &str = "otel-collector.yaml";
 /// The tail-sampling overlay for [`COLLECTOR_CONFIG`], relative to the workspace root.
 pub const TAIL_SAMPLING_OVERLAY: &str = "otel-collector.tail-sampling.yaml";
+
+/// Prometheus' scrape config, relative to the workspace root.
+pub const PROMETHEUS_CONFIG: &str = "prometheus/prometheus.yml";
+/// Prometheus' alert rules, relative to the workspace root.
+pub const PROMETHEUS_ALERTS: &str = "prometheus/alerts.yml";
+/// promtool unit tests of [`PROMETHEUS_ALERTS`], relative to the workspace root.
+pub const PROMETHEUS_ALERTS_TEST: &str = "prometheus/alerts_test.yml";
 
 /// The workspace root (two levels above this crate's manifest).
 pub fn workspace_root() -> PathBuf {

@@ -323,7 +323,7 @@ fn http_status(addr: &SocketAddr, path: &str) -> Option<u16> {
     line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
 }
 
-fn http_url(addr: SocketAddr) -> String {
+pub(crate) fn http_url(addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
@@ -401,17 +401,21 @@ pub struct CollectorPorts {
     pub health: SocketAddr,
     /// `OTELCOL_METRICS_HOST` / `OTELCOL_METRICS_PORT`
     pub metrics: SocketAddr,
+    /// `OTELCOL_PROMETHEUS_ENDPOINT`: the `prometheus` exporter Prometheus scrapes (spanmetrics
+    /// and the services' OTLP metrics, OpenMetrics with exemplars).
+    pub prometheus: SocketAddr,
 }
 
 impl CollectorPorts {
-    /// Four free loopback ports.
+    /// Five free loopback ports.
     pub fn allocate() -> Result<Self, HarnessError> {
-        let a = free_loopback_addrs(4)?;
+        let a = free_loopback_addrs(5)?;
         Ok(CollectorPorts {
             otlp_grpc: a[0],
             otlp_http: a[1],
             health: a[2],
             metrics: a[3],
+            prometheus: a[4],
         })
     }
 
@@ -436,16 +440,20 @@ impl CollectorPorts {
                 "OTELCOL_METRICS_PORT".into(),
                 self.metrics.port().to_string(),
             ),
+            (
+                "OTELCOL_PROMETHEUS_ENDPOINT".into(),
+                self.prometheus.to_string(),
+            ),
             ("JAEGER_OTLP_ENDPOINT".into(), jaeger_otlp_grpc.to_string()),
         ]
     }
 }
 
 /// Retries `start` with fresh ports when the log says a port was taken meanwhile.
-fn start_with_retries<P: Copy>(
+pub(crate) fn start_with_retries<P: Copy, T>(
     allocate: impl Fn() -> Result<P, HarnessError>,
-    start: impl Fn(P) -> Result<JaegerProcess, HarnessError>,
-) -> Result<(JaegerProcess, P), HarnessError> {
+    start: impl Fn(P) -> Result<T, HarnessError>,
+) -> Result<(T, P), HarnessError> {
     let mut attempt = 1;
     loop {
         let ports = allocate()?;
@@ -566,9 +574,15 @@ impl Collector {
                 .health_check(ports.health, "/status")
                 .wait_for_port(ports.otlp_grpc)
                 .wait_for_port(ports.otlp_http)
+                .wait_for_port(ports.prometheus)
                 .start()
         })?;
         Ok(Collector { process, ports })
+    }
+
+    /// The `prometheus` exporter's address, the target Prometheus scrapes.
+    pub fn prometheus_exporter(&self) -> SocketAddr {
+        self.ports.prometheus
     }
 
     /// OTLP/gRPC endpoint for an exporter, e.g. `http://127.0.0.1:4317`.

@@ -1,7 +1,9 @@
 //! Static checks of `docker-compose.yml` and `Dockerfile` (no Docker engine runs in CI):
 //! the compose file parses with `compose_spec`, bind mounts exist, the OTLP endpoints point at
 //! the right services and ports (cross-checked against `otel-collector.yaml` and
-//! `jaeger/config.yaml`), images are pinned, and start order and health checks are wired.
+//! `jaeger/config.yaml`), images are pinned, and start order and health checks are wired; the
+//! metrics path too: Prometheus scrapes the collector's exporter, Jaeger's Monitor tab reads
+//! that Prometheus.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +11,10 @@ use std::path::PathBuf;
 use compose_spec::service::volumes::{self, Mount};
 use compose_spec::service::Command;
 use compose_spec::{Compose, Service};
-use jaeger_harness::{repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_RELEASE};
+use jaeger_harness::{
+    repo_file, COLLECTOR_CONFIG, COLLECTOR_SCRAPE_JOB, JAEGER_CONFIG, JAEGER_RELEASE,
+    PROMETHEUS_CONFIG,
+};
 use serde_norway::Value;
 
 const APP_SERVICES: [(&str, u16); 3] = [
@@ -149,6 +154,7 @@ fn compose_parses_and_has_the_services() {
     for expected in [
         "jaeger",
         "otel-collector",
+        "prometheus",
         "user-service",
         "order-service",
         "profile-aggregator",
@@ -179,9 +185,13 @@ fn bind_mounted_files_exist_and_are_the_ones_the_commands_read() {
             );
             checked += 1;
         }
-        // Every --config=<path> the service is given must be a mounted file.
+        // Every --config=<path> (Prometheus: --config.file=<path>) the service is given must be
+        // a mounted file.
         for arg in command(service) {
-            if let Some(path) = arg.strip_prefix("--config=") {
+            if let Some(path) = arg
+                .strip_prefix("--config=")
+                .or_else(|| arg.strip_prefix("--config.file="))
+            {
                 assert!(
                     mounts
                         .iter()
@@ -203,8 +213,8 @@ fn bind_mounted_files_exist_and_are_the_ones_the_commands_read() {
         }
     }
     assert!(
-        checked >= 3,
-        "expected the Jaeger and collector configs to be mounted"
+        checked >= 5,
+        "expected the Jaeger, collector and Prometheus configs to be mounted"
     );
 }
 
@@ -387,6 +397,12 @@ fn images_are_pinned() {
     let jaeger = service(&compose, "jaeger").image.as_ref().unwrap();
     assert_eq!(jaeger.name(), "jaegertracing/jaeger");
     assert_eq!(jaeger.tag(), Some(JAEGER_RELEASE));
+    let prometheus = service(&compose, "prometheus").image.as_ref().unwrap();
+    assert_eq!(prometheus.name(), "prom/prometheus");
+    assert!(
+        prometheus.tag().is_some_and(|t| t.starts_with("v2.")),
+        "Prometheus 2.x, like Debian's 2.42 that CI runs: {prometheus}"
+    );
     let collector = service(&compose, "otel-collector").image.as_ref().unwrap();
     assert_eq!(collector.name(), "otel/opentelemetry-collector-contrib");
     assert!(
@@ -422,6 +438,7 @@ fn start_order_is_jaeger_collector_backends_aggregator() {
     let deps = |name: &str| depends(name).keys().cloned().collect::<Vec<_>>();
     assert_eq!(deps("jaeger"), Vec::<String>::new());
     assert_eq!(deps("otel-collector"), ["jaeger"]);
+    assert_eq!(deps("prometheus"), ["otel-collector"]);
     assert_eq!(deps("user-service"), ["otel-collector"]);
     assert_eq!(deps("order-service"), ["otel-collector"]);
     assert_eq!(
@@ -525,4 +542,129 @@ fn dockerfile_pins_its_bases_and_builds_every_service() {
         );
     }
     assert!(dockerignore.lines().any(|l| l.trim() == "target/"));
+}
+
+/// A path's components without `.`.
+fn parts(path: &std::path::Path) -> Vec<std::path::Component<'_>> {
+    path.components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
+}
+
+/// The container path a service mounts `host` (relative to the repo) at.
+fn mount_target(service: &Service, host: &str) -> Option<PathBuf> {
+    bind_mounts(service)
+        .into_iter()
+        // `./prometheus/x.yml` and `prometheus/x.yml` are the same file.
+        .find(|(source, _)| parts(source) == parts(std::path::Path::new(host)))
+        .map(|(_, target)| target)
+}
+
+#[test]
+fn prometheus_scrapes_the_collectors_exporter_and_keeps_exemplars() {
+    let compose = compose();
+    let prometheus = service(&compose, "prometheus");
+    let args = command(prometheus);
+    assert!(
+        args.iter()
+            .any(|a| a == "--enable-feature=exemplar-storage"),
+        "exemplar storage off: {args:?}"
+    );
+    // The rules sit next to the config, where its relative rule_files entry points.
+    let config_target = mount_target(prometheus, PROMETHEUS_CONFIG).expect("config mounted");
+    assert!(args.contains(&format!("--config.file={}", config_target.display())));
+    let prometheus_config = yaml_file(PROMETHEUS_CONFIG);
+    let rule_files: Vec<&str> = prometheus_config["rule_files"]
+        .as_sequence()
+        .expect("rule_files")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(rule_files, ["alerts.yml"]);
+    assert_eq!(
+        mount_target(prometheus, "prometheus/alerts.yml"),
+        Some(config_target.parent().unwrap().join("alerts.yml"))
+    );
+
+    // The scrape target is the collector's `prometheus` exporter, which speaks OpenMetrics.
+    let job = prometheus_config["scrape_configs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|job| job["job_name"].as_str() == Some(COLLECTOR_SCRAPE_JOB))
+        .expect("the collector's scrape job");
+    assert_eq!(job["honor_labels"].as_bool(), Some(true));
+    let targets: Vec<&str> = job["static_configs"][0]["targets"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let collector_env = environment(service(&compose, "otel-collector"));
+    let collector_config = yaml_file(COLLECTOR_CONFIG);
+    let exporter = yaml_str(&collector_config, &["exporters", "prometheus", "endpoint"]);
+    let (_, exporter_port) = host_port(&resolve(exporter, &collector_env));
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(
+        host_port(targets[0]),
+        ("otel-collector".to_owned(), exporter_port)
+    );
+    assert_eq!(
+        collector_config["exporters"]["prometheus"]["enable_open_metrics"].as_bool(),
+        Some(true),
+        "exemplars only travel in OpenMetrics"
+    );
+
+    let probe = serde_norway::to_string(&prometheus.healthcheck).unwrap();
+    assert!(probe.contains("127.0.0.1:9090/-/ready"), "{probe}");
+    let ports = serde_norway::to_string(&prometheus.ports).unwrap();
+    assert!(
+        ports.contains("9090"),
+        "Prometheus UI not published: {ports}"
+    );
+}
+
+#[test]
+fn jaegers_monitor_tab_reads_that_prometheus() {
+    let compose = compose();
+    let jaeger_env = environment(service(&compose, "jaeger"));
+    let jaeger_config = yaml_file(JAEGER_CONFIG);
+    let backend = yaml_str(
+        &jaeger_config,
+        &["extensions", "jaeger_query", "storage", "metrics"],
+    );
+    let prometheus =
+        &jaeger_config["extensions"]["jaeger_storage"]["metric_backends"][backend]["prometheus"];
+    let endpoint = prometheus["endpoint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no prometheus endpoint for metric backend {backend:?}"));
+    let (variable, default) = env_reference(endpoint).expect("endpoint from ${env:..:-..}");
+    assert_eq!(variable, "JAEGER_PROMETHEUS_URL");
+    // Prometheus listens on its default port (no --web.listen-address in compose).
+    let args = command(service(&compose, "prometheus"));
+    assert!(!args.iter().any(|a| a.starts_with("--web.listen-address")));
+    for url in [default.to_owned(), resolve(endpoint, &jaeger_env)] {
+        assert_eq!(host_port(&url), ("prometheus".to_owned(), 9090), "{url}");
+    }
+
+    // The spanmetrics names Jaeger queries are the ones the collector produces.
+    let collector_config = yaml_file(COLLECTOR_CONFIG);
+    let spanmetrics = &collector_config["connectors"]["spanmetrics"];
+    assert_eq!(
+        prometheus["metric_namespace"].as_str().unwrap(),
+        spanmetrics["namespace"].as_str().unwrap().replace('.', "_")
+    );
+    assert_eq!(
+        prometheus["latency_unit"].as_str(),
+        spanmetrics["histogram"]["unit"].as_str()
+    );
+    // The exporter appends _total and the unit: Jaeger must expect them.
+    assert_eq!(prometheus["normalize_calls"].as_bool(), Some(true));
+    assert_eq!(prometheus["normalize_duration"].as_bool(), Some(true));
+    assert_eq!(spanmetrics["exemplars"]["enabled"].as_bool(), Some(true));
+
+    // And the UI shows the Monitor tab.
+    let ui: serde_json::Value =
+        serde_json::from_str(&read("jaeger/ui-config.json")).expect("ui-config.json");
+    assert_eq!(ui["monitor"]["menuEnabled"], true);
 }

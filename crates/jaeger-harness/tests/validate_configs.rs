@@ -148,3 +148,39 @@ fn overlay_puts_tail_sampling_into_the_traces_pipeline() {
     assert_eq!(names("receivers"), ["otlp"]);
     assert!(names("exporters").iter().any(|e| e == "otlp/jaeger"));
 }
+
+/// Span metrics are computed from every span: the tail-sampling overlay changes only the
+/// `traces` pipeline, while `traces/spanmetrics` (same receiver) feeds the connector, whose
+/// output joins the services' OTLP metrics on the way to the Prometheus exporter.
+#[test]
+fn tail_sampling_leaves_the_span_metrics_seeing_every_span() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    let configs = [
+        repo_file(COLLECTOR_CONFIG),
+        repo_file(TAIL_SAMPLING_OVERLAY),
+    ];
+    let (ok, stdout, stderr) = run(&bin, "print-config", &configs, &[]);
+    assert!(ok, "print-config failed:\n{stderr}");
+    let merged: serde_norway::Value =
+        serde_norway::from_str(&stdout).expect("print-config output is YAML");
+    let names = |pipeline: &str, key: &str| -> Vec<String> {
+        merged["service"]["pipelines"][pipeline][key]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("no {pipeline}.{key} in {:?}", merged["service"]))
+            .iter()
+            .map(|v| v.as_str().expect("string").to_owned())
+            .collect()
+    };
+    assert_eq!(names("traces/spanmetrics", "receivers"), ["otlp"]);
+    assert_eq!(
+        names("traces/spanmetrics", "processors"),
+        ["memory_limiter"]
+    );
+    assert_eq!(names("traces/spanmetrics", "exporters"), ["spanmetrics"]);
+    assert_eq!(names("metrics", "receivers"), ["otlp", "spanmetrics"]);
+    assert_eq!(names("metrics", "exporters"), ["prometheus"]);
+    assert!(names("traces", "processors").contains(&"tail_sampling".to_owned()));
+    assert!(!names("traces", "exporters").contains(&"spanmetrics".to_owned()));
+}

@@ -14,6 +14,7 @@ mod first_run;
 mod jaeger_e2e;
 mod load;
 mod logs;
+mod metrics_e2e;
 mod mock_faults;
 mod propagation;
 mod remedies;
