@@ -184,6 +184,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Polls Prometheus' instant query API until `query` has a result; its first value.
 async fn prometheus_value(stack: &Stack, query: &str) -> f64 {
+    prometheus_value_where(stack, query, |_| true).await
+}
+
+/// The first value of an instant query once `accept` holds for it (polled until [`WAIT`]).
+async fn prometheus_value_where(stack: &Stack, query: &str, accept: impl Fn(f64) -> bool) -> f64 {
     let url = format!(
         "{}/api/v1/query?query={}",
         stack.prometheus.url(),
@@ -199,7 +204,10 @@ async fn prometheus_value(stack: &Stack, query: &str) -> f64 {
             .expect("JSON");
         assert_eq!(answer["status"], "success", "{query}: {answer}");
         if let Some(value) = answer["data"]["result"][0]["value"][1].as_str() {
-            return value.parse().unwrap_or(f64::NAN);
+            let value = value.parse().unwrap_or(f64::NAN);
+            if accept(value) {
+                return value;
+            }
         }
         assert!(
             Instant::now() < deadline,
@@ -278,6 +286,9 @@ async fn jaegers_monitor_tab_and_prometheus_exemplars_show_the_load_that_was_sen
         otlp_endpoint: Some(stack.collector.otlp_grpc_endpoint()),
         user_latency: "100ms",
         order_latency: ORDER_LATENCY,
+        // A pool, so the order service exports the `db.client.connection.*`
+        // series the pool-saturation alert reads (large enough never to queue).
+        extra_env: vec![("order-service", "ORDER_SERVICE_DB_POOL_SIZE", "16")],
         ..Options::default()
     })
     .await;
@@ -363,6 +374,35 @@ async fn jaegers_monitor_tab_and_prometheus_exemplars_show_the_load_that_was_sen
     assert_eq!(
         slow_share, 0.0,
         "share of requests slower than 500 ms, by the SLO's recording rule"
+    );
+
+    // The services' own (SDK) metrics reach Prometheus through the collector under the names
+    // the alert rules use: the aggregator's request histogram counts every request sent, and
+    // the order service's pool reports its size.
+    let counted = prometheus_value_where(
+        &stack,
+        "sum(http_server_request_duration_seconds_count{job=\"profile-aggregator\",http_route=\"/user-profile/{id}\"})",
+        |count| count >= sent.requests as f64,
+    )
+    .await;
+    assert_eq!(
+        counted, sent.requests as f64,
+        "requests counted by the SDK histogram"
+    );
+    let pool_max =
+        prometheus_value(&stack, "db_client_connection_max{job=\"order-service\"}").await;
+    assert_eq!(
+        pool_max, 16.0,
+        "the order pool's size, as the saturation alert reads it"
+    );
+    let used = prometheus_value(
+        &stack,
+        "max_over_time(db_client_connection_count{job=\"order-service\",db_client_connection_state=\"used\"}[5m])",
+    )
+    .await;
+    assert!(
+        (1.0..=16.0).contains(&used),
+        "connections in use during the load: {used}"
     );
 
     // An exemplar: a trace id on a latency bucket, and Jaeger has that trace.
