@@ -24,7 +24,7 @@ fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The lines of every ```` ```sh ```` block.
-fn sh_commands(markdown: &str) -> Vec<String> {
+pub(crate) fn sh_commands(markdown: &str) -> Vec<String> {
     let mut commands = Vec::new();
     let mut in_sh = false;
     for line in markdown.lines() {

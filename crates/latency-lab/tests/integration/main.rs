@@ -16,6 +16,7 @@ mod load;
 mod logs;
 mod metrics_e2e;
 mod mock_faults;
+mod percentiles;
 mod propagation;
 mod remedies;
 mod trace_command;

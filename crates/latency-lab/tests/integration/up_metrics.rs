@@ -16,7 +16,7 @@ use crate::up_waterfalls::{read_until, up_command, KillGroupOnPanic};
 const NO_METRICS: &str = "no http.server.request.duration metric arrived";
 
 /// The lines of the table titled `endpoints (<when>)`, up to its blank line.
-fn table<'a>(stdout: &'a str, when: &str) -> Vec<&'a str> {
+pub(crate) fn table<'a>(stdout: &'a str, when: &str) -> Vec<&'a str> {
     let title = format!("endpoints ({when}): ");
     let Some(start) = stdout.find(&title) else {
         panic!("no {title:?} table:\n{stdout}");
