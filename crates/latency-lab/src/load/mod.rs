@@ -1,61 +1,149 @@
-//! `latency-lab load`: a small, bounded load generator that prints the
-//! latency *distribution* — p50, p90, p99, p99.9, max and a histogram —
-//! because an average hides exactly the requests this suite is about.
+//! `latency-lab load`: a load generator that a latency engineer can trust,
+//! printing the latency *distribution* — p50 … max and a histogram — because
+//! an average hides exactly the requests this suite is about.
 //!
-//! It is a closed loop: `concurrency` workers each send one request, wait for
-//! its answer, and send the next, until `requests` have been sent. The
-//! number of requests and each request's wait are bounded, so a run always
-//! ends. Every answer's `traceresponse` header is kept, so the slowest
-//! request can be looked up — its trace says *where* the tail came from.
+//! By default it is an open loop: requests leave on a fixed schedule
+//! (`--rate`) whatever the target does, and each latency counts from when
+//! the request was *due*, so a stall shows in the percentiles instead of
+//! silently slowing the load down (coordinated omission). `--concurrency N`
+//! is the closed loop instead, labelled as such. Every answer's
+//! `traceresponse` header is kept, so the slowest requests can be looked up.
+//!
+//! * [`engine`]: sends the requests and records each one ([`record::Run`]).
+//! * [`schedule`]: when each open-loop request is due (`--rate`, ramps).
+//! * [`variants`]: `--compare`'s query and header variants.
+//! * [`gate`]: `--fail-if`, for CI.
+//! * [`quantiles`]: the HDR histogram of a run's latencies.
+//! * this module: the flags, and the text until the reports take over.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use hdrhistogram::Histogram;
 use service_kit::cli::parse_duration;
+use tokio_util::sync::CancellationToken;
 use trace_view::TraceId;
 
+pub mod engine;
+pub mod gate;
+pub mod quantiles;
 pub mod record;
+pub mod schedule;
+pub mod variants;
 
-/// Longest latency the histogram records (longer ones are counted at this).
-const MAX_RECORDED_US: u64 = 3_600_000_000;
+use engine::{Loop, Plan, Warmup};
+use record::{Outcome, Pacing, Run};
+use schedule::Rate;
 
 #[derive(Debug, Clone, Args)]
+#[command(after_long_help = LOAD_EXAMPLES)]
 pub struct LoadArgs {
     /// The URL to GET, e.g. 'http://127.0.0.1:8080/user-profile/42?mode=concurrent'.
     #[arg(value_parser = parse_http_url)]
     pub url: reqwest::Url,
-    #[command(flatten)]
-    pub shape: LoadShape,
+    /// Open loop (the default): requests per second, sent on a fixed schedule
+    /// whatever the answers do, each latency counted from its intended send
+    /// time; a ramp `50..500` goes linearly from one to the other over
+    /// `--duration`. [default: 50]
+    #[arg(long, value_parser = schedule::parse_rate, conflicts_with = "concurrency")]
+    pub rate: Option<Rate>,
+    /// How long to send (the measured part, after `--warmup`). Without it
+    /// and without `--requests`: 10s.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// How many requests to measure (with `--duration`: whichever ends first).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub requests: Option<u64>,
+    /// Closed loop instead: N workers, each sending its next request when its
+    /// answer is in. A stalled target then gets fewer requests and its stall
+    /// mostly vanishes from the percentiles (coordinated omission); every
+    /// output says "closed loop".
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub concurrency: Option<u64>,
+    /// Open loop: at most this many requests in flight. A request due while
+    /// they are is sent as soon as one ends, counted as late (its latency
+    /// still counts from when it was due); none is dropped.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=10_000), conflicts_with = "concurrency")]
+    pub max_in_flight: u64,
+    /// Give up on one request after this long (counted as a timeout).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
     /// Extra request header, `NAME: VALUE` (repeatable), e.g.
     /// 'baggage: latency.orders=900ms'.
     #[arg(long = "header", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
+    /// Run variants side by side, interleaved under one schedule (request i
+    /// goes to variant i mod n). Each is query parameters merged into the
+    /// URL's query and/or `header=NAME: VALUE` items, separated by `;`, e.g.
+    /// 'mode=sequential' 'mode=concurrent&hedge_after=p95'
+    /// 'mode=concurrent;header=baggage: latency.orders=900ms'.
+    #[arg(long, num_args = 1.., value_name = "VARIANT", value_parser = variants::parse_variant)]
+    pub compare: Vec<variants::VariantSpec>,
+    /// Requests sent first and left out of the results: a duration (`5s`) or
+    /// a count (`100`). [default: 5s with --compare, none otherwise]
+    #[arg(long, value_parser = parse_warmup)]
+    pub warmup: Option<Warmup>,
+    /// Exit non-zero when the run (each variant) meets this condition
+    /// (repeatable): 'p99>300ms', any quantile ('p99.9>1s'), 'max>2s',
+    /// 'errors>1%' (share of requests) or 'errors>5' (a count); also >=, <, <=.
+    #[arg(long = "fail-if", value_name = "CONDITION", value_parser = gate::parse_condition)]
+    pub fail_if: Vec<gate::Condition>,
     /// Width of the histogram in columns.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(40..))]
     pub width: u16,
 }
 
-/// How much load: shared by `load` and `up --load`.
-#[derive(Debug, Clone, Args)]
-pub struct LoadShape {
-    /// Requests to send in all.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub requests: u64,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub concurrency: u64,
-    /// Give up on one request after this long (counted as an error).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub request_timeout: Duration,
+const LOAD_EXAMPLES: &str = "Examples:
+  latency-lab load 'http://127.0.0.1:8080/user-profile/42' --rate 200 --duration 30s
+  latency-lab load URL --rate 50..500 --duration 1m           (a ramp)
+  latency-lab load URL --concurrency 8 --requests 1000        (closed loop)
+  latency-lab load 'http://127.0.0.1:8080/user-profile/42' --rate 100 --duration 20s \\
+      --compare 'mode=sequential' 'mode=concurrent' 'mode=concurrent;header=baggage: latency.orders=900ms'
+  latency-lab load URL --rate 100 --duration 10s --fail-if 'p99>300ms' --fail-if 'errors>1%'";
+
+impl LoadArgs {
+    /// The engine's plan from the flags.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        let loop_ = match self.concurrency {
+            Some(concurrency) => Loop::Closed { concurrency },
+            None => Loop::Open {
+                rate: self.rate.unwrap_or(DEFAULT_RATE),
+                max_in_flight: self.max_in_flight,
+            },
+        };
+        if self.rate.is_some_and(|r| r.is_ramp()) && self.duration.is_none() {
+            anyhow::bail!("a ramp (--rate A..B) needs --duration: the ramp goes over it");
+        }
+        let duration = match (self.requests, self.duration) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (_, d) => d,
+        };
+        let warmup = self.warmup.unwrap_or(if self.compare.is_empty() {
+            Warmup::NONE
+        } else {
+            Warmup::For(Duration::from_secs(5))
+        });
+        Ok(Plan {
+            loop_,
+            variants: variants::variants(&self.url, &self.headers, &self.compare),
+            requests: self.requests,
+            duration,
+            warmup,
+            request_timeout: self.request_timeout,
+        })
+    }
 }
 
-/// What a run measured.
+const DEFAULT_RATE: Rate = Rate {
+    start: 50.0,
+    end: 50.0,
+};
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// What a run measured for one variant, in the shape the text prints.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
     /// Latency of every answered request (any status), in µs.
@@ -72,138 +160,86 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// The records of `variant` in `run`.
+    pub fn of(run: &Run, variant: usize) -> Self {
+        let mut report = LoadReport {
+            latencies: quantiles::empty(),
+            statuses: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            elapsed: run.elapsed,
+            slowest: None,
+            trace_ids: Vec::new(),
+        };
+        for r in run.records.iter().filter(|r| r.variant == variant) {
+            match &r.outcome {
+                Outcome::Status(status) => {
+                    quantiles::record(&mut report.latencies, r.latency);
+                    *report.statuses.entry(*status).or_default() += 1;
+                    if report.slowest.as_ref().is_none_or(|(d, _)| r.latency > *d) {
+                        report.slowest = Some((r.latency, r.trace_id));
+                    }
+                    report.trace_ids.extend(r.trace_id);
+                }
+                Outcome::Timeout => *report.failures.entry("timeout").or_default() += 1,
+                Outcome::Connect => *report.failures.entry("connect").or_default() += 1,
+                Outcome::Other(_) => *report.failures.entry("other").or_default() += 1,
+            }
+        }
+        report
+    }
+
     pub fn answered(&self) -> u64 {
         self.statuses.values().sum()
     }
 
     /// The latency at quantile `q` (0..=1) of the answered requests.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
-        (!self.latencies.is_empty()).then(|| {
-            let value = self.latencies.value_at_quantile(q);
-            Duration::from_micros(self.latencies.median_equivalent(value))
-        })
+        quantiles::quantile(&self.latencies, q)
     }
 }
 
-/// Sends `shape.requests` GETs to `url` with `shape.concurrency` in flight.
-pub async fn run(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    headers: &[(String, String)],
-    shape: &LoadShape,
-) -> LoadReport {
-    let next = Arc::new(AtomicU64::new(0));
-    let shared = Arc::new(Mutex::new(Samples::default()));
-    let started = Instant::now();
-    let workers: Vec<_> = (0..shape.concurrency.min(shape.requests))
-        .map(|_| {
-            let (client, url, headers) = (client.clone(), url.clone(), headers.to_vec());
-            let (next, shared, shape) = (next.clone(), shared.clone(), shape.clone());
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < shape.requests {
-                    let sample = one_request(&client, &url, &headers, shape.request_timeout).await;
-                    shared.lock().expect("samples lock").push(sample);
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        // A worker only ends by running out of requests; a panic in one is a
-        // bug and would show as missing samples, not as a hang.
-        let _ = worker.await;
-    }
-    let samples = std::mem::take(&mut *shared.lock().expect("samples lock"));
-    samples.into_report(started.elapsed())
-}
-
-enum Sample {
-    Answered {
-        status: u16,
-        latency: Duration,
-        trace_id: Option<TraceId>,
-    },
-    Failed(&'static str),
-}
-
-#[derive(Default)]
-struct Samples(Vec<Sample>);
-
-impl Samples {
-    fn push(&mut self, sample: Sample) {
-        self.0.push(sample);
-    }
-
-    fn into_report(self, elapsed: Duration) -> LoadReport {
-        let mut latencies =
-            Histogram::new_with_bounds(1, MAX_RECORDED_US, 3).expect("valid histogram bounds");
-        let mut report = LoadReport {
-            latencies: latencies.clone(),
-            statuses: BTreeMap::new(),
-            failures: BTreeMap::new(),
-            elapsed,
-            slowest: None,
-            trace_ids: Vec::new(),
-        };
-        for sample in self.0 {
-            match sample {
-                Sample::Answered {
-                    status,
-                    latency,
-                    trace_id,
-                } => {
-                    let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-                    latencies.saturating_record(us.clamp(1, MAX_RECORDED_US));
-                    *report.statuses.entry(status).or_default() += 1;
-                    if report.slowest.as_ref().is_none_or(|(d, _)| latency > *d) {
-                        report.slowest = Some((latency, trace_id));
-                    }
-                    report.trace_ids.extend(trace_id);
-                }
-                Sample::Failed(kind) => *report.failures.entry(kind).or_default() += 1,
-            }
-        }
-        report.latencies = latencies;
-        report
+/// How a run was paced, for titles: `closed loop, 4 in flight`.
+pub fn pacing_label(pacing: &Pacing) -> String {
+    match pacing {
+        Pacing::Open {
+            rate: (start, end),
+            max_in_flight,
+        } if start == end => format!("open loop, {start}/s, at most {max_in_flight} in flight"),
+        Pacing::Open {
+            rate: (start, end),
+            max_in_flight,
+        } => format!("open loop, {start}..{end}/s, at most {max_in_flight} in flight"),
+        Pacing::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
     }
 }
 
-async fn one_request(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    headers: &[(String, String)],
-    timeout: Duration,
-) -> Sample {
-    let mut request = client.get(url.clone()).timeout(timeout);
-    for (name, value) in headers {
-        request = request.header(name, value);
+/// The open loop's own accuracy: requests held back by `--max-in-flight`,
+/// and the generator's scheduling error (send − intended) at p50/p99/max.
+pub fn schedule_line(run: &Run) -> Option<String> {
+    if !matches!(run.pacing, Pacing::Open { .. }) {
+        return None;
     }
-    let started = Instant::now();
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let trace_id = response
-                .headers()
-                .get("traceresponse")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split('-').nth(1))
-                .and_then(|id| TraceId::parse(id).ok());
-            // The request is over when its whole answer has arrived.
-            let body = response.bytes().await;
-            let latency = started.elapsed();
-            match body {
-                Ok(_) => Sample::Answered {
-                    status,
-                    latency,
-                    trace_id,
-                },
-                Err(e) if e.is_timeout() => Sample::Failed("timeout"),
-                Err(_) => Sample::Failed("body"),
-            }
-        }
-        Err(e) if e.is_timeout() => Sample::Failed("timeout"),
-        Err(e) if e.is_connect() => Sample::Failed("connect"),
-        Err(_) => Sample::Failed("request"),
+    let mut lag = quantiles::empty();
+    for d in &run.send_lag {
+        quantiles::record(&mut lag, *d);
     }
+    let lag_text = match (
+        quantiles::quantile(&lag, 0.5),
+        quantiles::quantile(&lag, 0.99),
+        quantiles::max(&lag),
+    ) {
+        (Some(p50), Some(p99), Some(max)) => format!(
+            "send lag p50 {}   p99 {}   max {}",
+            format_duration(p50),
+            format_duration(p99),
+            format_duration(max)
+        ),
+        _ => "no send lag measured".to_owned(),
+    };
+    Some(format!(
+        "  schedule {lag_text}; {} sent late (--max-in-flight reached)",
+        run.late
+    ))
 }
 
 /// The report as text: a summary line, the percentiles, a histogram.
@@ -322,23 +358,91 @@ fn parse_header(value: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), val.trim().to_owned()))
 }
 
+fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let d = parse_duration(value)?;
+    if d.is_zero() {
+        return Err(format!("{value:?} is no time at all: above 0"));
+    }
+    Ok(d)
+}
+
+/// `--warmup`: `5s` (a duration) or `100` (a count of requests).
+fn parse_warmup(value: &str) -> Result<Warmup, String> {
+    match value.trim().parse::<u64>() {
+        Ok(n) => Ok(Warmup::Count(n)),
+        Err(_) => parse_duration(value)
+            .map(Warmup::For)
+            .map_err(|e| format!("{e}; or a count of requests, e.g. 100")),
+    }
+}
+
+/// An HTTP client for load: no proxy, and as many connections as requests
+/// in flight (each kept alive).
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .build()
+        .context("cannot build an HTTP client")
+}
+
+/// A token cancelled by the first Ctrl-C.
+fn ctrl_c_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+        }
+    });
+    token
+}
+
 /// `latency-lab load URL …`
 pub async fn command(args: LoadArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("cannot build an HTTP client")?;
-    let report = run(&client, &args.url, &args.headers, &args.shape).await;
-    let title = format!("GET {} ({} in flight)", args.url, args.shape.concurrency);
-    print!("{}", render(&report, &title, usize::from(args.width)));
-    if let Some((latency, Some(trace_id))) = &report.slowest {
-        println!(
-            "  slowest  {} — trace {trace_id}: `latency-lab trace {trace_id} --jaeger URL`, or look for it in `latency-lab up`'s saved traces",
-            format_duration(*latency)
-        );
+    let plan = args.plan()?;
+    let client = client()?;
+    let interrupt = ctrl_c_token();
+    let run = engine::run(&client, &plan, interrupt)
+        .await
+        .with_context(|| format!("no request to {} was answered", args.url))?;
+    if run.interrupted {
+        println!("interrupted by Ctrl-C: the report covers what was sent until then");
     }
-    if report.answered() == 0 {
+    let pacing = pacing_label(&run.pacing);
+    let mut answered = 0;
+    for (index, variant) in run.variants.iter().enumerate() {
+        let report = LoadReport::of(&run, index);
+        answered += report.answered();
+        let title = if run.variants.len() > 1 {
+            format!("{} ({pacing})", variant.label)
+        } else {
+            format!("GET {} ({pacing})", variant.url)
+        };
+        print!("{}", render(&report, &title, usize::from(args.width)));
+        if let Some((latency, Some(trace_id))) = &report.slowest {
+            println!(
+                "  slowest  {} — trace {trace_id}: `latency-lab trace {trace_id} --jaeger URL`, or look for it in `latency-lab up`'s saved traces",
+                format_duration(*latency)
+            );
+        }
+    }
+    if let Some(line) = schedule_line(&run) {
+        println!("{line}");
+    }
+    if answered == 0 {
         anyhow::bail!("no request to {} was answered", args.url);
+    }
+    let missed = gate::evaluate(&run, &args.fail_if);
+    for m in &missed {
+        eprintln!("{m}");
+    }
+    if !missed.is_empty() {
+        anyhow::bail!(
+            "{} of {} --fail-if conditions met: the run fails",
+            missed.len(),
+            args.fail_if.len() * run.variants.len()
+        );
     }
     Ok(())
 }
@@ -348,23 +452,47 @@ mod tests {
     use super::*;
 
     fn report(latencies_ms: &[u64], failures: &[(&'static str, u64)]) -> LoadReport {
-        let samples = Samples(
-            latencies_ms
-                .iter()
-                .enumerate()
-                .map(|(i, ms)| Sample::Answered {
-                    status: if *ms >= 1000 { 504 } else { 200 },
-                    latency: Duration::from_millis(*ms),
-                    trace_id: Some(TraceId(i as u128)),
-                })
-                .chain(
-                    failures
-                        .iter()
-                        .flat_map(|(kind, n)| (0..*n).map(|_| Sample::Failed(kind))),
+        let record = |latency: Duration, outcome: Outcome, trace_id| record::Record {
+            variant: 0,
+            intended: Duration::ZERO,
+            sent: Duration::ZERO,
+            latency,
+            outcome,
+            trace_id,
+        };
+        let records = latencies_ms
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| {
+                record(
+                    Duration::from_millis(*ms),
+                    Outcome::Status(if *ms >= 1000 { 504 } else { 200 }),
+                    Some(TraceId(i as u128)),
                 )
-                .collect(),
-        );
-        samples.into_report(Duration::from_secs(2))
+            })
+            .chain(failures.iter().flat_map(|(kind, n)| {
+                let outcome = match *kind {
+                    "timeout" => Outcome::Timeout,
+                    "connect" => Outcome::Connect,
+                    other => Outcome::Other(other.to_owned()),
+                };
+                (0..*n).map(move |_| record(Duration::ZERO, outcome.clone(), None))
+            }))
+            .collect();
+        let run = Run {
+            pacing: Pacing::Closed { concurrency: 1 },
+            variants: variants::variants(
+                &reqwest::Url::parse("http://127.0.0.1/").unwrap(),
+                &[],
+                &[],
+            ),
+            elapsed: Duration::from_secs(2),
+            records,
+            late: 0,
+            interrupted: false,
+            send_lag: Vec::new(),
+        };
+        LoadReport::of(&run, 0)
     }
 
     #[test]

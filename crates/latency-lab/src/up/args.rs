@@ -69,9 +69,9 @@ pub struct UpArgs {
     /// The requests sent at start-up, one per mode, in order.
     #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
     pub demo_modes: Vec<profile_aggregator::Mode>,
-    /// After the demo, send this many requests in each demo mode and print
-    /// the latency distribution (p50 … p99.9, a histogram) and the
-    /// waterfall of the slowest request.
+    /// After the demo, send this many requests in each demo mode (an open
+    /// loop at `--load-rate`) and print the latency distribution (p50 …
+    /// p99.9, a histogram) and the waterfall of the slowest request.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub load: Option<u64>,
     /// While following traces, print the per-endpoint latency table (rate,
@@ -80,9 +80,14 @@ pub struct UpArgs {
     /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
     #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
     pub stats_every: Option<Duration>,
-    /// Requests in flight at once during `--load`.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub load_concurrency: u64,
+    /// `--load`'s rate in requests per second (an open loop: sent on schedule
+    /// whatever the answers do, latency counted from when each was due).
+    #[arg(long, default_value = "50", value_parser = crate::load::schedule::parse_rate)]
+    pub load_rate: crate::load::schedule::Rate,
+    /// Make `--load` a closed loop instead: this many requests in flight,
+    /// each sent when the previous one's answer is in.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256), conflicts_with = "load_rate")]
+    pub load_concurrency: Option<u64>,
     /// User service simulated latency: a duration or a model such as
     /// 'lognormal(median=80ms,p99=900ms)' or '100ms+spike(p=0.01,1s)' (see
     /// `latency-lab serve user-service --help`; the services' other

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use otlp_receiver::{ReceiverConfig, RunningReceiver};
+use tokio_util::sync::CancellationToken;
 use trace_view::TraceId;
 
 use crate::load;
@@ -304,8 +305,9 @@ async fn demo(
     Ok(())
 }
 
-/// `--load N`: N requests per demo mode; the distribution of each, and the
-/// trace of its slowest request — the tail made concrete.
+/// `--load N`: N requests per demo mode — an open loop at `--load-rate`,
+/// or a closed loop with `--load-concurrency` — the distribution of each,
+/// and the trace of its slowest request: the tail made concrete.
 async fn load_each_mode(
     args: &UpArgs,
     aggregator: &str,
@@ -313,21 +315,38 @@ async fn load_each_mode(
     view: &mut TraceView,
     requests: u64,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("cannot build an HTTP client")?;
-    let shape = load::LoadShape {
-        requests,
-        concurrency: args.load_concurrency,
-        request_timeout: Duration::from_secs(30),
+    let client = load::client()?;
+    let loop_ = match args.load_concurrency {
+        Some(concurrency) => load::engine::Loop::Closed { concurrency },
+        None => load::engine::Loop::Open {
+            rate: args.load_rate,
+            max_in_flight: 256,
+        },
     };
     for mode in &args.demo_modes {
         let url = reqwest::Url::parse(&format!("{aggregator}/user-profile/42?mode={mode}"))
             .context("the aggregator's URL")?;
-        let report = load::run(&client, &url, &[], &shape).await;
-        let title = format!("{mode}, {} in flight", shape.concurrency);
+        let plan = load::engine::Plan {
+            loop_,
+            variants: load::variants::variants(&url, &[], &[]),
+            requests: Some(requests),
+            duration: None,
+            warmup: load::engine::Warmup::NONE,
+            request_timeout: Duration::from_secs(30),
+        };
+        // Ctrl-C is `up`'s: it cancels the whole session.
+        let run = load::engine::run(&client, &plan, CancellationToken::new())
+            .await
+            .with_context(|| format!("--load: no request to {url} was answered"))?;
+        let report = load::LoadReport::of(&run, 0);
+        let title = match args.load_concurrency {
+            Some(concurrency) => format!("{mode}, {concurrency} in flight"),
+            None => format!("{mode}, open loop at {}", args.load_rate),
+        };
         print!("{}", load::render(&report, &title, view.display.width));
+        if let Some(line) = load::schedule_line(&run) {
+            println!("{line}");
+        }
         // Their traces are summed up above, not printed one by one.
         view.printed.extend(report.trace_ids.iter().copied());
         match (&report.slowest, receiver) {
