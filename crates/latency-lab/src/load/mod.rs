@@ -213,11 +213,14 @@ pub fn pacing_label(pacing: &Pacing) -> String {
     }
 }
 
-/// The open loop's own accuracy: requests held back by `--max-in-flight`,
-/// and the generator's scheduling error (send − intended) at p50/p99/max.
-pub fn schedule_line(run: &Run) -> Option<String> {
-    if !matches!(run.pacing, Pacing::Open { .. }) {
-        return None;
+/// How the requests were paced, and (open loop) how well: requests held
+/// back by `--max-in-flight`, and the generator's own scheduling error
+/// (send − intended) at p50/p99/max. A closed loop is said to be one.
+pub fn pacing_line(run: &Run) -> String {
+    if let Pacing::Closed { concurrency } = run.pacing {
+        return format!(
+            "  pacing   closed loop: {concurrency} in flight, each sent when the previous answer is in (a stall delays the load, not the measurements: coordinated omission)"
+        );
     }
     let mut lag = quantiles::empty();
     for d in &run.send_lag {
@@ -236,10 +239,10 @@ pub fn schedule_line(run: &Run) -> Option<String> {
         ),
         _ => "no send lag measured".to_owned(),
     };
-    Some(format!(
-        "  schedule {lag_text}; {} sent late (--max-in-flight reached)",
+    format!(
+        "  pacing   open loop; {lag_text}; {} sent late (--max-in-flight reached)",
         run.late
-    ))
+    )
 }
 
 /// The report as text: a summary line, the percentiles, a histogram.
@@ -427,9 +430,7 @@ pub async fn command(args: LoadArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(line) = schedule_line(&run) {
-        println!("{line}");
-    }
+    println!("{}", pacing_line(&run));
     if answered == 0 {
         anyhow::bail!("no request to {} was answered", args.url);
     }

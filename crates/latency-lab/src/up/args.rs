@@ -85,9 +85,20 @@ pub struct UpArgs {
     #[arg(long, default_value = "50", value_parser = crate::load::schedule::parse_rate)]
     pub load_rate: crate::load::schedule::Rate,
     /// Make `--load` a closed loop instead: this many requests in flight,
-    /// each sent when the previous one's answer is in.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256), conflicts_with = "load_rate")]
+    /// each sent when the previous one's answer is in (with `--load-loop
+    /// both`, the closed loop's size) [default with `--load-loop closed|both`: 4].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub load_concurrency: Option<u64>,
+    /// `--load`'s pacing: `open` (at `--load-rate`), `closed` (`--load-concurrency`
+    /// in flight), or `both`, one after the other for each mode, to compare
+    /// [default: closed with `--load-concurrency`, open otherwise].
+    #[arg(long, value_enum)]
+    pub load_loop: Option<LoadLoop>,
+    /// The order service's simulated database pool: at most N queries at
+    /// once, the rest wait (`db.pool.wait`); unlimited when not set. A slow
+    /// query then holds up everyone behind it — a stall.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub order_db_pool: Option<u64>,
     /// User service simulated latency: a duration or a model such as
     /// 'lognormal(median=80ms,p99=900ms)' or '100ms+spike(p=0.01,1s)' (see
     /// `latency-lab serve user-service --help`; the services' other
@@ -99,6 +110,47 @@ pub struct UpArgs {
     pub order_latency: LatencySpec,
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// `--load-loop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadLoop {
+    Open,
+    Closed,
+    Both,
+}
+
+impl UpArgs {
+    /// The loops `--load` runs for each mode, in order.
+    pub(super) fn load_loops(&self) -> Result<Vec<crate::load::engine::Loop>, String> {
+        use crate::load::engine::Loop;
+        let open = Loop::Open {
+            rate: self.load_rate,
+            max_in_flight: 256,
+        };
+        let closed = Loop::Closed {
+            concurrency: self.load_concurrency.unwrap_or(4),
+        };
+        let chosen = match self.load_loop {
+            Some(chosen) => chosen,
+            None if self.load_concurrency.is_some() => LoadLoop::Closed,
+            None => LoadLoop::Open,
+        };
+        if chosen == LoadLoop::Open && self.load_concurrency.is_some() {
+            return Err("--load-concurrency makes a closed loop: use --load-loop closed or both, or drop it".to_owned());
+        }
+        if self.load_rate.is_ramp() {
+            return Err(
+                "--load-rate is one rate (a ramp needs a duration: use `latency-lab load`)"
+                    .to_owned(),
+            );
+        }
+        Ok(match chosen {
+            LoadLoop::Open => vec![open],
+            LoadLoop::Closed => vec![closed],
+            LoadLoop::Both => vec![open, closed],
+        })
+    }
 }
 
 /// `--stats-every`: a duration of at least a second (the services export

@@ -494,3 +494,33 @@ async fn the_slowest_requests_traces_were_exported() {
         suite.trace(id, 1).await;
     }
 }
+
+/// The generator's own speed, for a person to run (it keeps two cores busy
+/// for 10 s): `cargo test -p latency-lab --test integration --
+/// --ignored load::generator_speed --nocapture`. Prints the achieved rate
+/// and the scheduling error (send − intended); the README quotes the
+/// numbers measured on the 2-core development machine. `LOAD_BENCH_RATE`
+/// asks another rate (default 2000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it by hand"]
+async fn generator_speed() {
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let url = crate::common::serve_on_loopback(app).await;
+    let rate: u64 = std::env::var("LOAD_BENCH_RATE")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2000);
+    let output = load(&[
+        &format!("{url}/"),
+        "--rate",
+        &rate.to_string(),
+        "--duration",
+        "10s",
+    ])
+    .await;
+    let (stdout, stderr) = text(&output);
+    println!("{stdout}{stderr}");
+    assert!(output.status.success());
+    let all = format!("answers  200 ×{}", rate * 10);
+    assert!(stdout.contains(&all), "{stdout}");
+}
