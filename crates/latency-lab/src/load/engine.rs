@@ -358,6 +358,8 @@ async fn closed_loop(
 ) -> (Vec<Done>, Instant) {
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
+    // Measured requests sent so far (the warm-up's are not counted).
+    let measured_sent = Arc::new(AtomicU64::new(0));
     // When the measured part began: after a timed warm-up, or at the first
     // measured request.
     let origin = Arc::new(OnceLock::new());
@@ -368,6 +370,7 @@ async fn closed_loop(
     for _ in 0..concurrency {
         let (client, plan, next, origin) =
             (client.clone(), plan.clone(), next.clone(), origin.clone());
+        let measured_sent = measured_sent.clone();
         let (interrupt, reach, cut) = (interrupt.clone(), reach.clone(), cut.clone());
         tasks.spawn(async move {
             let mut dones = Vec::new();
@@ -381,13 +384,10 @@ async fn closed_loop(
                     Warmup::Count(n) => k >= n,
                     Warmup::For(d) => sent >= start + d,
                 };
-                let warmup_count = match plan.warmup {
-                    Warmup::Count(n) => n,
-                    Warmup::For(_) => 0,
-                };
                 if measured {
                     let origin = *origin.get_or_init(|| sent);
-                    let over_count = plan.requests.is_some_and(|n| k >= warmup_count + n);
+                    let m = measured_sent.fetch_add(1, Ordering::Relaxed);
+                    let over_count = plan.requests.is_some_and(|n| m >= n);
                     let over_time = plan.duration.is_some_and(|d| sent >= origin + d);
                     if over_count || over_time {
                         break;
