@@ -83,7 +83,7 @@ pub struct Run {
     pub interrupted: bool,
     /// Open loop: the generator's own scheduling error, actual send minus
     /// intended send, of every request that was not held back by
-    /// `max_in_flight` (those are in [`Run::late`]), in send order. Empty
+    /// `max_in_flight` (those are in [`Run::late`]), in no particular order. Empty
     /// for a closed loop (it has no schedule). Its p99 says whether the
     /// generator kept up with the rate asked.
     pub send_lag: Vec<Duration>,
