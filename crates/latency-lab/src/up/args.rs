@@ -69,9 +69,9 @@ pub struct UpArgs {
     /// The requests sent at start-up, one per mode, in order.
     #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
     pub demo_modes: Vec<profile_aggregator::Mode>,
-    /// After the demo, send this many requests in each demo mode and print
-    /// the latency distribution (p50 … p99.9, a histogram) and the
-    /// waterfall of the slowest request.
+    /// After the demo, send this many requests in each demo mode (an open
+    /// loop at `--load-rate`) and print the latency distribution (p50 …
+    /// p99.9, a histogram) and the waterfall of the slowest request.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub load: Option<u64>,
     /// While following traces, print the per-endpoint latency table (rate,
@@ -80,9 +80,25 @@ pub struct UpArgs {
     /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
     #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
     pub stats_every: Option<Duration>,
-    /// Requests in flight at once during `--load`.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub load_concurrency: u64,
+    /// `--load`'s rate in requests per second (an open loop: sent on schedule
+    /// whatever the answers do, latency counted from when each was due).
+    #[arg(long, default_value = "50", value_parser = crate::load::schedule::parse_rate)]
+    pub load_rate: crate::load::schedule::Rate,
+    /// Make `--load` a closed loop instead: this many requests in flight,
+    /// each sent when the previous one's answer is in (with `--load-loop
+    /// both`, the closed loop's size) [default with `--load-loop closed|both`: 4].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub load_concurrency: Option<u64>,
+    /// `--load`'s pacing: `open` (at `--load-rate`), `closed` (`--load-concurrency`
+    /// in flight), or `both`, one after the other for each mode, to compare
+    /// [default: closed with `--load-concurrency`, open otherwise].
+    #[arg(long, value_enum)]
+    pub load_loop: Option<LoadLoop>,
+    /// The order service's simulated database pool: at most N queries at
+    /// once, the rest wait (`db.pool.wait`); unlimited when not set. A slow
+    /// query then holds up everyone behind it — a stall.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub order_db_pool: Option<u64>,
     /// User service simulated latency: a duration or a model such as
     /// 'lognormal(median=80ms,p99=900ms)' or '100ms+spike(p=0.01,1s)' (see
     /// `latency-lab serve user-service --help`; the services' other
@@ -94,6 +110,47 @@ pub struct UpArgs {
     pub order_latency: LatencySpec,
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// `--load-loop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadLoop {
+    Open,
+    Closed,
+    Both,
+}
+
+impl UpArgs {
+    /// The loops `--load` runs for each mode, in order.
+    pub(super) fn load_loops(&self) -> Result<Vec<crate::load::engine::Loop>, String> {
+        use crate::load::engine::Loop;
+        let open = Loop::Open {
+            rate: self.load_rate,
+            max_in_flight: 256,
+        };
+        let closed = Loop::Closed {
+            concurrency: self.load_concurrency.unwrap_or(4),
+        };
+        let chosen = match self.load_loop {
+            Some(chosen) => chosen,
+            None if self.load_concurrency.is_some() => LoadLoop::Closed,
+            None => LoadLoop::Open,
+        };
+        if chosen == LoadLoop::Open && self.load_concurrency.is_some() {
+            return Err("--load-concurrency makes a closed loop: use --load-loop closed or both, or drop it".to_owned());
+        }
+        if self.load_rate.is_ramp() {
+            return Err(
+                "--load-rate is one rate (a ramp needs a duration: use `latency-lab load`)"
+                    .to_owned(),
+            );
+        }
+        Ok(match chosen {
+            LoadLoop::Open => vec![open],
+            LoadLoop::Closed => vec![closed],
+            LoadLoop::Both => vec![open, closed],
+        })
+    }
 }
 
 /// `--stats-every`: a duration of at least a second (the services export

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use otlp_receiver::{ReceiverConfig, RunningReceiver};
+use tokio_util::sync::CancellationToken;
 use trace_view::TraceId;
 
 use crate::load;
@@ -153,6 +154,17 @@ async fn session(
 ) -> anyhow::Result<()> {
     let user_latency = args.user_latency.to_string();
     let order_latency = args.order_latency.to_string();
+    let order_pool = args.order_db_pool.map(|n| n.to_string());
+    let mut order_args = vec![
+        "--listen".to_owned(),
+        services.order.to_string(),
+        "--latency".to_owned(),
+        order_latency,
+    ];
+    if let Some(pool) = order_pool {
+        order_args.extend(["--db-pool-size".to_owned(), pool]);
+    }
+    let order_args: Vec<&str> = order_args.iter().map(String::as_str).collect();
     let users = children
         .start(
             "user-service",
@@ -166,16 +178,7 @@ async fn session(
         )
         .await?;
     let orders = children
-        .start(
-            "order-service",
-            &[
-                "--listen",
-                &services.order.to_string(),
-                "--latency",
-                &order_latency,
-            ],
-            endpoint,
-        )
+        .start("order-service", &order_args, endpoint)
         .await?;
     let aggregator = children
         .start(
@@ -206,13 +209,14 @@ async fn session(
 
     // Requests `up` sent to the aggregator, to know when its metrics count them.
     let mut sent = 0;
+    let load_loops = args.load_loops().map_err(anyhow::Error::msg)?;
     if !args.no_demo {
         demo(args, &aggregator, receiver, view).await?;
         sent += args.demo_modes.len() as u64;
     }
     if let Some(requests) = args.load {
-        load_each_mode(args, &aggregator, receiver, view, requests).await?;
-        sent += requests * args.demo_modes.len() as u64;
+        load_each_mode(args, &load_loops, &aggregator, receiver, view, requests).await?;
+        sent += requests * (args.demo_modes.len() * load_loops.len()) as u64;
         // With --demo-only the table follows at once, at exit.
         if let (Some(r), false) = (receiver, args.demo_only) {
             if !stats::wait_for_requests(r, sent, METRICS_WAIT).await {
@@ -304,50 +308,65 @@ async fn demo(
     Ok(())
 }
 
-/// `--load N`: N requests per demo mode; the distribution of each, and the
-/// trace of its slowest request — the tail made concrete.
+/// `--load N`: N requests per demo mode and loop — an open loop at
+/// `--load-rate`, a closed loop with `--load-concurrency`, or both — the
+/// distribution of each, and the trace of its slowest request: the tail
+/// made concrete.
 async fn load_each_mode(
     args: &UpArgs,
+    loops: &[load::engine::Loop],
     aggregator: &str,
     receiver: Option<&RunningReceiver>,
     view: &mut TraceView,
     requests: u64,
 ) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .context("cannot build an HTTP client")?;
-    let shape = load::LoadShape {
-        requests,
-        concurrency: args.load_concurrency,
-        request_timeout: Duration::from_secs(30),
-    };
+    let client = load::client()?;
     for mode in &args.demo_modes {
         let url = reqwest::Url::parse(&format!("{aggregator}/user-profile/42?mode={mode}"))
             .context("the aggregator's URL")?;
-        let report = load::run(&client, &url, &[], &shape).await;
-        let title = format!("{mode}, {} in flight", shape.concurrency);
-        print!("{}", load::render(&report, &title, view.display.width));
-        // Their traces are summed up above, not printed one by one.
-        view.printed.extend(report.trace_ids.iter().copied());
-        match (&report.slowest, receiver) {
-            (Some((latency, Some(trace_id))), Some(r)) => {
-                println!(
-                    "  the slowest request ({}):",
-                    load::format_duration(*latency)
-                );
-                match settled_trace(r, *trace_id).await {
-                    Some(spans) => view.show(&spans),
-                    None => println!("  (its spans did not arrive; trace {trace_id})\n"),
+        for loop_ in loops {
+            let plan = load::engine::Plan {
+                loop_: *loop_,
+                variants: load::variants::variants(&url, &[], &[]),
+                requests: Some(requests),
+                duration: None,
+                warmup: load::engine::Warmup::NONE,
+                request_timeout: Duration::from_secs(30),
+            };
+            // Ctrl-C is `up`'s: it cancels the whole session.
+            let run = load::engine::run(&client, &plan, CancellationToken::new())
+                .await
+                .with_context(|| format!("--load: no request to {url} was answered"))?;
+            let report = load::LoadReport::of(&run, 0);
+            let title = match loop_ {
+                load::engine::Loop::Closed { concurrency } => {
+                    format!("{mode}, {concurrency} in flight")
                 }
+                load::engine::Loop::Open { rate, .. } => format!("{mode}, open loop at {rate}"),
+            };
+            print!("{}", load::render(&report, &title, view.display.width));
+            println!("{}", load::pacing_line(&run));
+            // Their traces are summed up above, not printed one by one.
+            view.printed.extend(report.trace_ids.iter().copied());
+            match (&report.slowest, receiver) {
+                (Some((latency, Some(trace_id))), Some(r)) => {
+                    println!(
+                        "  the slowest request ({}):",
+                        load::format_duration(*latency)
+                    );
+                    match settled_trace(r, *trace_id).await {
+                        Some(spans) => view.show(&spans),
+                        None => println!("  (its spans did not arrive; trace {trace_id})\n"),
+                    }
+                }
+                (Some((latency, Some(trace_id))), None) => println!(
+                    "  the slowest request ({}): trace {trace_id}\n",
+                    load::format_duration(*latency)
+                ),
+                _ => println!(),
             }
-            (Some((latency, Some(trace_id))), None) => println!(
-                "  the slowest request ({}): trace {trace_id}\n",
-                load::format_duration(*latency)
-            ),
-            _ => println!(),
+            view.report_dropped(receiver);
         }
-        view.report_dropped(receiver);
     }
     Ok(())
 }

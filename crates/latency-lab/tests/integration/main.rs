@@ -6,6 +6,7 @@ mod common;
 
 mod cli;
 mod configuration;
+mod coordinated_omission;
 mod docs;
 mod export;
 mod failures;
