@@ -21,6 +21,10 @@ use service_kit::cli::parse_duration;
 use trace_view::TraceId;
 
 pub mod record;
+#[allow(dead_code)] // wired into command() at merge
+pub mod report;
+#[allow(dead_code)] // wired into command() at merge
+pub mod summary;
 
 /// Longest latency the histogram records (longer ones are counted at this).
 const MAX_RECORDED_US: u64 = 3_600_000_000;
