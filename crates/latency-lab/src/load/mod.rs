@@ -20,6 +20,12 @@ use hdrhistogram::Histogram;
 use service_kit::cli::parse_duration;
 use trace_view::TraceId;
 
+#[allow(dead_code)] // wired into command() at merge
+pub mod output;
+#[allow(dead_code)] // wired into command() at merge
+pub mod plot;
+#[allow(dead_code)] // wired into command() at merge
+pub mod progress;
 pub mod record;
 #[allow(dead_code)] // wired into command() at merge
 pub mod report;
