@@ -54,7 +54,17 @@ pub fn render(run: &Run, options: &ReportOptions) -> String {
             let _ = writeln!(out, "  target     GET {}", variant.url);
             out.push_str(&variant_block(variant, options.width));
         }
-        _ => out.push_str(&table(&summary, options.width)),
+        variants => {
+            out.push_str(&table(&summary, options.width));
+            for variant in variants.iter().filter(|v| v.errors > 0) {
+                let _ = writeln!(
+                    out,
+                    "  errors of {}: {}",
+                    variant.label,
+                    errors_by_kind(variant)
+                );
+            }
+        }
     }
     out.push_str(&slowest(run, options));
     out
@@ -227,7 +237,7 @@ fn percentile_line(percentiles: &Percentiles) -> String {
         .zip(percentiles.values())
         .map(|(name, value)| format!("{name} {}", us(value)))
         .collect::<Vec<_>>()
-        .join("   ")
+        .join("  ")
 }
 
 /// The percentiles' names, then `max`.
