@@ -26,8 +26,11 @@ use super::schedule::{Rate, Schedule};
 /// are cut short (and recorded as such).
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
+/// Told of each measured request as it ends (the progress bar).
+pub type Observer = Arc<std::sync::Mutex<super::progress::Progress>>;
+
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Plan {
     pub loop_: Loop,
     /// Request `i` goes to variant `i mod n`; at least one.
@@ -38,6 +41,8 @@ pub struct Plan {
     pub duration: Option<Duration>,
     pub warmup: Warmup,
     pub request_timeout: Duration,
+    /// A live view to keep up to date, if any.
+    pub observer: Option<Observer>,
 }
 
 /// Open or closed loop.
@@ -87,6 +92,16 @@ impl Reachability {
 
     fn unreachable(&self) -> Option<String> {
         self.refused.lock().expect("reachability lock").clone()
+    }
+}
+
+/// Tells the plan's observer of a measured request.
+fn observe(plan: &Plan, done: &Done) {
+    if let (true, Some(observer)) = (done.measured, &plan.observer) {
+        observer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(&done.record);
     }
 }
 
@@ -236,6 +251,7 @@ async fn open_loop(
     let cutter = cut_after_grace(interrupt, cut);
     let mut dones = Vec::with_capacity(usize::try_from(measured).unwrap_or(0));
     while let Some(done) = rx.recv().await {
+        observe(plan, &done);
         dones.push(done);
     }
     cutter.abort();
@@ -406,7 +422,7 @@ async fn closed_loop(
                 let ended = Instant::now();
                 reach.saw(&outcome, &variant.url, reason);
                 let origin = origin.get().copied().unwrap_or(sent);
-                dones.push(Done {
+                let done = Done {
                     measured,
                     late: false,
                     record: Record {
@@ -417,7 +433,9 @@ async fn closed_loop(
                         outcome,
                         trace_id,
                     },
-                });
+                };
+                observe(&plan, &done);
+                dones.push(done);
             }
             dones
         });

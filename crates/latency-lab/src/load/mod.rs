@@ -29,9 +29,14 @@ use trace_view::TraceId;
 
 pub mod engine;
 pub mod gate;
+pub mod output;
+pub mod plot;
+pub mod progress;
 pub mod quantiles;
 pub mod record;
+pub mod report;
 pub mod schedule;
+pub mod summary;
 pub mod variants;
 
 use engine::{Loop, Plan, Warmup};
@@ -94,6 +99,17 @@ pub struct LoadArgs {
     /// Width of the histogram in columns.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(40..))]
     pub width: u16,
+    /// How many of the slowest requests to list, each with its trace.
+    #[arg(long, default_value_t = 5)]
+    pub slowest: usize,
+    /// Jaeger's UI, for the slowest requests' trace links.
+    #[arg(long, env = "LATENCY_LAB_JAEGER_URL", default_value = report::DEFAULT_JAEGER_URL)]
+    pub jaeger_url: String,
+    /// Also write the run to this folder: requests.csv (one row per
+    /// request), summary.json, percentiles.svg (latency by percentile on a
+    /// "nines" axis) and latency-over-time.svg (a stall shows as a wall).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 const LOAD_EXAMPLES: &str = "Examples:
@@ -133,6 +149,7 @@ impl LoadArgs {
             duration,
             warmup,
             request_timeout: self.request_timeout,
+            observer: None,
         })
     }
 }
@@ -195,21 +212,6 @@ impl LoadReport {
     /// The latency at quantile `q` (0..=1) of the answered requests.
     pub fn quantile(&self, q: f64) -> Option<Duration> {
         quantiles::quantile(&self.latencies, q)
-    }
-}
-
-/// How a run was paced, for titles: `closed loop, 4 in flight`.
-pub fn pacing_label(pacing: &Pacing) -> String {
-    match pacing {
-        Pacing::Open {
-            rate: (start, end),
-            max_in_flight,
-        } if start == end => format!("open loop, {start}/s, at most {max_in_flight} in flight"),
-        Pacing::Open {
-            rate: (start, end),
-            max_in_flight,
-        } => format!("open loop, {start}..{end}/s, at most {max_in_flight} in flight"),
-        Pacing::Closed { concurrency } => format!("closed loop, {concurrency} in flight"),
     }
 }
 
@@ -403,35 +405,43 @@ fn ctrl_c_token() -> CancellationToken {
 
 /// `latency-lab load URL …`
 pub async fn command(args: LoadArgs) -> anyhow::Result<()> {
-    let plan = args.plan()?;
+    let mut plan = args.plan()?;
+    let expected = plan.requests.or_else(|| match (plan.loop_, plan.duration) {
+        // A linear ramp sends its mean rate for the whole duration.
+        (engine::Loop::Open { rate, .. }, Some(d)) => {
+            Some(((rate.start + rate.end) / 2.0 * d.as_secs_f64()).round() as u64)
+        }
+        _ => None,
+    });
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(progress::Progress::new(expected)));
+    plan.observer = Some(progress.clone());
     let client = client()?;
     let interrupt = ctrl_c_token();
-    let run = engine::run(&client, &plan, interrupt)
-        .await
-        .with_context(|| format!("no request to {} was answered", args.url))?;
-    if run.interrupted {
-        println!("interrupted by Ctrl-C: the report covers what was sent until then");
-    }
-    let pacing = pacing_label(&run.pacing);
-    let mut answered = 0;
-    for (index, variant) in run.variants.iter().enumerate() {
-        let report = LoadReport::of(&run, index);
-        answered += report.answered();
-        let title = if run.variants.len() > 1 {
-            format!("{} ({pacing})", variant.label)
-        } else {
-            format!("GET {} ({pacing})", variant.url)
-        };
-        print!("{}", render(&report, &title, usize::from(args.width)));
-        if let Some((latency, Some(trace_id))) = &report.slowest {
-            println!(
-                "  slowest  {} — trace {trace_id}: `latency-lab trace {trace_id} --jaeger URL`, or look for it in `latency-lab up`'s saved traces",
-                format_duration(*latency)
-            );
+    let run = engine::run(&client, &plan, interrupt).await;
+    progress
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .finish();
+    let run = run.with_context(|| format!("no request to {} was answered", args.url))?;
+    let options = report::ReportOptions {
+        slowest: args.slowest,
+        jaeger_url: Some(args.jaeger_url.clone()),
+        traces_dir: None,
+        width: usize::from(args.width),
+    };
+    print!("{}", report::render(&run, &options));
+    if let Some(dir) = &args.out {
+        let written = output::write_dir(&run, dir)
+            .with_context(|| format!("cannot write the run to {}", dir.display()))?;
+        for path in written {
+            println!("wrote {}", path.display());
         }
     }
-    println!("{}", pacing_line(&run));
-    if answered == 0 {
+    if !run
+        .records
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Status(_)))
+    {
         anyhow::bail!("no request to {} was answered", args.url);
     }
     let missed = gate::evaluate(&run, &args.fail_if);

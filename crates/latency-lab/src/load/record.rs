@@ -1,4 +1,3 @@
-#![allow(dead_code)] // until the engine and the reports use it: remove then
 //! What a load run measured, request by request: the one data type between
 //! the engine that sends the requests (`engine`) and everything that
 //! reports on them (the text report, CSV/JSON, plots, the gate), so each

@@ -332,6 +332,7 @@ async fn load_each_mode(
                 duration: None,
                 warmup: load::engine::Warmup::NONE,
                 request_timeout: Duration::from_secs(30),
+                observer: None,
             };
             // Ctrl-C is `up`'s: it cancels the whole session.
             let run = load::engine::run(&client, &plan, CancellationToken::new())

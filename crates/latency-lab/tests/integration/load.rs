@@ -11,21 +11,7 @@ use service_kit::child::ServiceCommand;
 use crate::common::{LAB, WAIT};
 
 fn p50_ms(stdout: &str, title: &str) -> f64 {
-    let mut lines = stdout
-        .lines()
-        .skip_while(|l| !l.starts_with(&format!("load: {title}")));
-    let latency = lines
-        .find(|l| l.trim_start().starts_with("latency"))
-        .unwrap_or_else(|| panic!("no latency line for {title}:\n{stdout}"));
-    let p50 = latency.split("p50 ").nth(1).unwrap();
-    let mut parts = p50.split_whitespace();
-    let value: f64 = parts.next().unwrap().parse().unwrap();
-    match parts.next().unwrap() {
-        "ms" => value,
-        "s" => value * 1000.0,
-        "µs" => value / 1000.0,
-        unit => panic!("unit {unit}"),
-    }
+    quantile_ms(stdout, title, "p50")
 }
 
 #[test]
@@ -123,9 +109,9 @@ async fn load_reports_a_distribution_and_fails_when_nothing_answers() {
     let _ = service.stop(WAIT).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("answers  200 ×40"), "{stdout}");
+    assert!(answers(&stdout).contains("200 ×40"), "{stdout}");
     // The baggage header reached the service: every lookup took 20 ms.
-    let p50 = p50_ms(&stdout, "GET");
+    let p50 = p50_ms(&stdout, "");
     assert!(
         p50 >= 20.0,
         "p50 {p50} ms: the baggage override was not applied\n{stdout}"
@@ -160,8 +146,45 @@ async fn load_reports_a_distribution_and_fails_when_nothing_answers() {
     assert_eq!(output.status.code(), Some(2), "a bad URL is a usage error");
 }
 
-/// A quantile from the latency line of the report titled `title`:
-/// `quantile_ms(stdout, "GET", "p99")`.
+/// The `answers` line of a one-variant report.
+fn answers(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("answers "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no answers line:
+{stdout}"
+            )
+        })
+}
+
+/// A duration as the reports print it (`25.0 ms`, `1.020 s`, `812 µs`), in ms.
+fn ms(value: &str, unit: &str) -> f64 {
+    let value: f64 = value.parse().unwrap_or_else(|_| panic!("{value} {unit}"));
+    match unit {
+        "ms" => value,
+        "s" => value * 1000.0,
+        "µs" => value / 1000.0,
+        unit => panic!("unit {unit}"),
+    }
+}
+
+/// One latency row (`p50`, `p99`, `max`, …) of a `--compare` table: the
+/// value of each variant, in the order given.
+fn compare_row_ms(stdout: &str, name: &str) -> Vec<f64> {
+    let row = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name) && l.contains('×'))
+        .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().skip(1).collect();
+    // Each variant: value, unit, ratio.
+    cells.chunks(3).map(|c| ms(c[0], c[1])).collect()
+}
+
+/// A quantile from the latency line of the report titled `title` (the
+/// heading `load: <title>…`; `""` for `latency-lab load`'s one report):
+/// `quantile_ms(stdout, "", "p99")`.
 fn quantile_ms(stdout: &str, title: &str, name: &str) -> f64 {
     let mut lines = stdout
         .lines()
@@ -174,13 +197,7 @@ fn quantile_ms(stdout: &str, title: &str, name: &str) -> f64 {
         .nth(1)
         .unwrap_or_else(|| panic!("no {name} in {latency}"));
     let mut parts = rest.split_whitespace();
-    let value: f64 = parts.next().unwrap().parse().unwrap();
-    match parts.next().unwrap() {
-        "ms" => value,
-        "s" => value * 1000.0,
-        "µs" => value / 1000.0,
-        unit => panic!("unit {unit}"),
-    }
+    ms(parts.next().unwrap(), parts.next().unwrap())
 }
 
 /// Runs `latency-lab load ARGS…` to the end.
@@ -257,22 +274,25 @@ async fn the_open_loop_sees_a_stall_that_the_closed_loop_hides() {
     let ((open_out, open_err), (closed_out, closed_err)) = (text(&open), text(&closed));
     assert!(open.status.success(), "{open_out}\n{open_err}");
     assert!(closed.status.success(), "{closed_out}\n{closed_err}");
-    assert!(open_out.contains("(open loop, 100/s"), "{open_out}");
     assert!(
-        closed_out.contains("(closed loop, 2 in flight)"),
+        open_out.starts_with("load: open loop, asked 100 /s"),
+        "{open_out}"
+    );
+    assert!(
+        closed_out.starts_with("load: closed loop, 2 in flight"),
         "{closed_out}"
     );
 
     // About a quarter of the open loop's requests were due during the 1 s
     // stall of a 4 s run, waiting up to a second: its p99 is near 1 s.
-    let open_p99 = quantile_ms(&open_out, "GET", "p99");
-    let open_p90 = quantile_ms(&open_out, "GET", "p90");
+    let open_p99 = quantile_ms(&open_out, "", "p99");
+    let open_p90 = quantile_ms(&open_out, "", "p90");
     assert!(open_p99 >= 500.0, "open-loop p99 {open_p99} ms\n{open_out}");
     assert!(open_p90 >= 100.0, "open-loop p90 {open_p90} ms\n{open_out}");
     // The closed loop's two workers waited out the stall and sent nothing
     // meanwhile: two slow requests among hundreds, invisible at p99.
-    let closed_p99 = quantile_ms(&closed_out, "GET", "p99");
-    let closed_max = quantile_ms(&closed_out, "GET", "max");
+    let closed_p99 = quantile_ms(&closed_out, "", "p99");
+    let closed_max = quantile_ms(&closed_out, "", "max");
     assert!(
         closed_p99 < 100.0,
         "closed-loop p99 {closed_p99} ms\n{closed_out}"
@@ -311,9 +331,9 @@ async fn the_reported_percentiles_match_a_known_distribution() {
     let output = load(&[&format!("{url}/"), "--rate", "30", "--requests", "300"]).await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("answers  200 ×300"), "{stdout}");
+    assert!(answers(&stdout).contains("200 ×300"), "{stdout}");
     let within = |name: &str, truth: f64, tolerance: f64| {
-        let measured = quantile_ms(&stdout, "GET", name);
+        let measured = quantile_ms(&stdout, "", name);
         assert!(
             (measured - truth).abs() <= tolerance,
             "{name} {measured} ms, true {truth} ms ± {tolerance}\n{stdout}"
@@ -366,7 +386,7 @@ async fn the_gate_fails_the_run_only_when_a_condition_is_met() {
     let (stdout, stderr) = text(&missed);
     assert_eq!(missed.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("answers  200 ×50"),
+        answers(&stdout).contains("200 ×50"),
         "the report still prints: {stdout}"
     );
     let lines: Vec<&str> = stderr.lines().collect();
@@ -381,6 +401,7 @@ async fn the_gate_fails_the_run_only_when_a_condition_is_met() {
     );
     assert!(lines[1].starts_with("error: 1 of 3 --fail-if"), "{stderr}");
 
+    let out = tempfile::tempdir().unwrap();
     let met = load(&[
         &target,
         "--rate",
@@ -391,11 +412,24 @@ async fn the_gate_fails_the_run_only_when_a_condition_is_met() {
         "p99>5s",
         "--fail-if",
         "errors>1%",
+        "--out",
+        out.path().to_str().unwrap(),
     ])
     .await;
     let (stdout, stderr) = text(&met);
     assert!(met.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
+    // --out: one CSV row per request (and a header), the summary, two plots.
+    let csv = std::fs::read_to_string(out.path().join("requests.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 51, "{csv}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["requests"], 50, "{summary}");
+    for svg in ["percentiles.svg", "latency-over-time.svg"] {
+        let text = std::fs::read_to_string(out.path().join(svg)).unwrap();
+        assert!(text.contains("<svg") && text.contains("</svg>"), "{svg}");
+        assert!(stdout.contains(svg), "the report names {svg}: {stdout}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,9 +464,17 @@ async fn compared_variants_run_interleaved_and_are_judged_each() {
     );
     assert_eq!(stderr.lines().count(), 2, "{stderr}");
     // 90 measured requests, a third each; the warm-up is left out.
-    assert_eq!(stdout.matches("answers  200 ×30").count(), 3, "{stdout}");
-    let p50 = |label: &str| quantile_ms(&stdout, label, "p50");
-    let (ten, forty, header) = (p50("ms=10 "), p50("ms=40 "), p50("ms=1;header=x-ms: 25 "));
+    let requests = stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("requests") && !l.contains(" in "))
+        .unwrap_or_else(|| panic!("no requests row:\n{stdout}"));
+    assert_eq!(
+        requests.split_whitespace().skip(1).collect::<Vec<_>>(),
+        ["30", "30", "30"],
+        "{stdout}"
+    );
+    let p50 = compare_row_ms(&stdout, "p50");
+    let (ten, forty, header) = (p50[0], p50[1], p50[2]);
     assert!((10.0..25.0).contains(&ten), "{ten}\n{stdout}");
     assert!(forty >= 40.0, "{forty}\n{stdout}");
     assert!(
@@ -468,7 +510,7 @@ async fn ctrl_c_stops_the_run_and_still_reports() {
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("interrupted by Ctrl-C"), "{stdout}");
-    assert!(stdout.contains("answers  200 ×"), "{stdout}");
+    assert!(answers(&stdout).contains("200 ×"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,12 +525,15 @@ async fn the_slowest_requests_traces_were_exported() {
     let output = load(&[&url, "--rate", "20", "--requests", "40"]).await;
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
+    // `slowest 5 of 40:`, then one line each with its trace id and link.
     let ids: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.contains("slowest"))
-        .flat_map(|l| l.split(|c: char| !c.is_ascii_hexdigit()))
-        .filter(|w| w.len() == 32)
+        .skip_while(|l| !l.trim_start().starts_with("slowest "))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "trace").nth(1))
         .collect();
+    assert!(ids.iter().all(|id| id.len() == 32), "{ids:?}");
     assert!(!ids.is_empty(), "no slowest trace id:\n{stdout}");
     for id in ids {
         suite.trace(id, 1).await;
