@@ -284,51 +284,10 @@ pub fn render(report: &LoadReport, title: &str, width: usize) -> String {
         )))
         .collect();
     let _ = writeln!(out, "  latency  {}", points.join("   "));
-    out.push_str(&histogram(&report.latencies, width));
+    out.push_str(&report::histogram(&report.latencies, width));
     out
 }
 
-/// Ten equal-width latency buckets from the fastest to the slowest answer,
-/// each a bar proportional to its count: a bimodal tail shows as two humps.
-fn histogram(latencies: &Histogram<u64>, width: usize) -> String {
-    const BUCKETS: u64 = 10;
-    let (min, max) = (latencies.min(), latencies.max());
-    let step = ((max - min) / BUCKETS).max(1);
-    let mut counts = vec![0u64; BUCKETS as usize];
-    for value in latencies.iter_recorded() {
-        let bucket = ((value.value_iterated_to() - min) / step).min(BUCKETS - 1);
-        counts[bucket as usize] += value.count_at_value();
-    }
-    let label_width = 22;
-    let count_width = 8;
-    let bar_width = width.saturating_sub(label_width + count_width + 4).max(10);
-    let most = counts.iter().copied().max().unwrap_or(1).max(1);
-    let mut out = String::new();
-    for (i, count) in counts.iter().enumerate() {
-        let low = min + step * i as u64;
-        let high = if i as u64 == BUCKETS - 1 {
-            max
-        } else {
-            low + step
-        };
-        let label = format!(
-            "{} – {}",
-            format_duration(Duration::from_micros(low)),
-            format_duration(Duration::from_micros(high))
-        );
-        let cells = (*count as usize * bar_width).div_ceil(most as usize);
-        let _ = writeln!(
-            out,
-            "  {label:>label_width$} {}{} {count:>count_width$}",
-            "█".repeat(cells),
-            " ".repeat(bar_width - cells),
-        );
-        if max == min {
-            break;
-        }
-    }
-    out
-}
 
 /// `812 µs`, `204.1 ms`, `1.205 s`.
 pub fn format_duration(d: Duration) -> String {

@@ -251,7 +251,7 @@ fn names() -> impl Iterator<Item = &'static str> {
 
 /// Ten equal-width latency buckets from the fastest to the slowest request,
 /// each a bar proportional to its count: a bimodal tail shows as two humps.
-fn histogram(latencies: &Histogram<u64>, width: usize) -> String {
+pub(crate) fn histogram(latencies: &Histogram<u64>, width: usize) -> String {
     const BUCKETS: u64 = 10;
     let (min, max) = (latencies.min(), latencies.max());
     let step = ((max - min) / BUCKETS).max(1);
