@@ -288,7 +288,6 @@ pub fn render(report: &LoadReport, title: &str, width: usize) -> String {
     out
 }
 
-
 /// `812 µs`, `204.1 ms`, `1.205 s`.
 pub fn format_duration(d: Duration) -> String {
     let us = d.as_micros();

@@ -6,35 +6,9 @@ use std::time::Duration;
 
 use trace_view::jaeger_json;
 
-use crate::docs::sh_commands;
 use crate::up_waterfalls::up_command;
 
 const LESSON: &str = "09-percentiles-honestly.md";
-
-/// The lesson's one command, its words as the docs test runs them.
-fn lesson_command() -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/lessons")
-        .join(LESSON);
-    let text = std::fs::read_to_string(path).unwrap();
-    let commands = sh_commands(&text);
-    assert_eq!(commands.len(), 1, "lesson 9 has one command: {commands:?}");
-    commands[0]
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_owned())
-        .collect()
-}
-
-/// `158.1 ms`, `1.124 s`, `766 µs` as printed.
-fn duration(number: &str, unit: &str) -> Duration {
-    let value: f64 = number.parse().unwrap_or_else(|_| panic!("{number} {unit}"));
-    Duration::from_secs_f64(match unit {
-        "s" => value,
-        "ms" => value / 1e3,
-        "µs" => value / 1e6,
-        _ => panic!("unit {unit}"),
-    })
-}
 
 /// One load report of `up --load`, read from its text.
 struct Report {
@@ -71,7 +45,7 @@ fn report(stdout: &str, title: &str) -> Report {
             .unwrap()
             .split_whitespace()
             .collect();
-        duration(w[0], w[1])
+        crate::common::printed_duration(w[0], w[1])
     };
     let pacing = lines
         .iter()
@@ -129,7 +103,7 @@ async fn run(words: &[String]) -> Run {
 
 #[tokio::test]
 async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
-    let words = lesson_command();
+    let words = crate::common::lesson_command(LESSON);
     let both = run(&words).await;
     let open = report(&both.stdout, "concurrent, open loop at 25/s");
     let closed = report(&both.stdout, "concurrent, 1 in flight");
@@ -168,7 +142,7 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
         .nth(1)
         .map(|rest| {
             let w: Vec<&str> = rest.split_whitespace().collect();
-            duration(w[0], w[1])
+            crate::common::printed_duration(w[0], w[1])
         })
         .unwrap();
     assert!(lag < ms(5), "send lag p50 {lag:?}");

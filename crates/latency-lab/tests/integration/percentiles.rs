@@ -1,43 +1,16 @@
 //! Lesson 8, "From a percentile to a trace": its command, run as the lesson
 //! writes it, and every claim the lesson makes about what it prints.
 
-use std::path::Path;
 use std::time::Duration;
 
 use telemetry::metrics::DURATION_BOUNDARIES as BOUNDS;
 use trace_view::analysis::analyse;
 use trace_view::jaeger_json;
 
-use crate::docs::sh_commands;
 use crate::up_metrics::table;
 use crate::up_waterfalls::up_command;
 
 const LESSON: &str = "08-from-a-percentile-to-a-trace.md";
-
-/// The lesson's one command, its words as the docs test runs them.
-fn lesson_command() -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/lessons")
-        .join(LESSON);
-    let text = std::fs::read_to_string(path).unwrap();
-    let commands = sh_commands(&text);
-    assert_eq!(commands.len(), 1, "lesson 8 has one command: {commands:?}");
-    commands[0]
-        .split_whitespace()
-        .map(|w| w.trim_matches('\'').to_owned())
-        .collect()
-}
-
-/// `158.1 ms`, `1.124 s`, `766 µs` as printed.
-fn duration(number: &str, unit: &str) -> Duration {
-    let value: f64 = number.parse().unwrap_or_else(|_| panic!("{number} {unit}"));
-    Duration::from_secs_f64(match unit {
-        "s" => value,
-        "ms" => value / 1e3,
-        "µs" => value / 1e6,
-        _ => panic!("unit {unit}"),
-    })
-}
 
 /// The bucket index a duration falls in: (bounds[i-1], bounds[i]].
 fn bucket(d: Duration) -> usize {
@@ -59,8 +32,8 @@ fn row(table: &[&str], service: &str) -> Row {
     let w: Vec<&str> = line.split_whitespace().collect();
     // service method route requests rate errors p50 unit p90 unit p99 unit max unit
     Row {
-        p50: duration(w[6], w[7]),
-        p99: duration(w[10], w[11]),
+        p50: crate::common::printed_duration(w[6], w[7]),
+        p99: crate::common::printed_duration(w[10], w[11]),
     }
 }
 
@@ -85,7 +58,7 @@ async fn run(words: &[String]) -> Run {
 
 #[tokio::test]
 async fn lesson_8_the_bad_percentile_leads_to_the_slow_dependency() {
-    let words = lesson_command();
+    let words = crate::common::lesson_command(LESSON);
     let spiky = run(&words).await;
     let exit = table(&spiky.stdout, "at exit");
     let second = Duration::from_secs(1);
@@ -106,7 +79,7 @@ async fn lesson_8_the_bad_percentile_leads_to_the_slow_dependency() {
         .find_map(|l| l.trim().strip_prefix("latency  p50 "))
         .map(|rest| {
             let w: Vec<&str> = rest.split_whitespace().collect();
-            duration(w[0], w[1])
+            crate::common::printed_duration(w[0], w[1])
         })
         .unwrap_or_else(|| panic!("no load report:\n{}", spiky.stdout));
     assert_eq!(

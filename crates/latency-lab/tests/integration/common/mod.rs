@@ -377,3 +377,29 @@ pub fn cargo_metadata(args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
 }
+
+/// A lesson's one ```` ```sh ```` command, its words as the docs test runs
+/// them, so a test of the lesson's claims runs exactly what it says.
+pub fn lesson_command(file: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/lessons")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
+    let commands = crate::docs::sh_commands(&text);
+    assert_eq!(commands.len(), 1, "{file} has one command: {commands:?}");
+    commands[0]
+        .split_whitespace()
+        .map(|w| w.trim_matches('\'').to_owned())
+        .collect()
+}
+
+/// A duration as the reports print it: `158.1 ms`, `1.124 s`, `766 µs`.
+pub fn printed_duration(number: &str, unit: &str) -> Duration {
+    let value: f64 = number.parse().unwrap_or_else(|_| panic!("{number} {unit}"));
+    Duration::from_secs_f64(match unit {
+        "s" => value,
+        "ms" => value / 1e3,
+        "µs" => value / 1e6,
+        _ => panic!("unit {unit}"),
+    })
+}
