@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, HistogramDataPoint, NumberDataPoint,
 };
 
-use crate::model::{AttrValue, UNKNOWN_SERVICE};
+use crate::model::{service_name_of, AttrValue};
 
 /// How a point's values relate to earlier points of the same series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Temporality {
 /// What every point carries besides its values: where it came from and which series it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricOrigin {
-    /// Resource attribute `service.name`, or [`UNKNOWN_SERVICE`] when absent.
+    /// Resource attribute `service.name`, or [`UNKNOWN_SERVICE`](crate::UNKNOWN_SERVICE) when absent.
     pub service_name: String,
     pub resource: BTreeMap<String, AttrValue>,
     pub scope_name: String,
@@ -206,11 +206,7 @@ pub fn metrics_from_request(request: &ExportMetricsServiceRequest) -> ReceivedMe
             .as_ref()
             .map(|r| attributes(&r.attributes))
             .unwrap_or_default();
-        let service_name = match resource.get("service.name") {
-            Some(AttrValue::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => UNKNOWN_SERVICE.to_owned(),
-        };
+        let service_name = service_name_of(&resource);
         for scope_metrics in &resource_metrics.scope_metrics {
             let scope_name = scope_metrics
                 .scope

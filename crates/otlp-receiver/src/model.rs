@@ -248,6 +248,16 @@ impl CollectedSpan {
     }
 }
 
+/// A resource's `service.name`, or [`UNKNOWN_SERVICE`] when it has none: spans and metrics
+/// group under the same name.
+pub(crate) fn service_name_of(resource: &BTreeMap<String, AttrValue>) -> String {
+    match resource.get("service.name") {
+        Some(AttrValue::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => UNKNOWN_SERVICE.to_owned(),
+    }
+}
+
 /// Flattens an export request into spans, in the order they appear in the request.
 ///
 /// Never fails: malformed fields (odd id lengths, unknown enum values, empty values) are
@@ -261,11 +271,7 @@ pub fn spans_from_request(request: &ExportTraceServiceRequest) -> Vec<CollectedS
             .as_ref()
             .map(|r| attributes_from_proto(&r.attributes))
             .unwrap_or_default();
-        let service_name = match resource.get("service.name") {
-            Some(AttrValue::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => UNKNOWN_SERVICE.to_owned(),
-        };
+        let service_name = service_name_of(&resource);
         for scope_spans in &resource_spans.scope_spans {
             let scope_name = scope_spans
                 .scope
