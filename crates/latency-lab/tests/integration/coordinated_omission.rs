@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use trace_view::jaeger_json;
 
-use crate::up_waterfalls::up_command;
-
 const LESSON: &str = "09-percentiles-honestly.md";
 
 /// One load report of `up --load`, read from its text.
@@ -82,29 +80,10 @@ fn order_span(traces: &Path, id: &str, name: &str) -> Duration {
     Duration::from_micros(span.duration_us)
 }
 
-struct Run {
-    stdout: String,
-    traces: tempfile::TempDir,
-}
-
-async fn run(words: &[String]) -> Run {
-    assert_eq!(words[..2], ["latency-lab", "up"]);
-    let traces = tempfile::tempdir().unwrap();
-    let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
-    let output = up_command(traces.path(), &args).output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Run { stdout, traces }
-}
-
 #[tokio::test]
 async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
     let words = crate::common::lesson_command(LESSON);
-    let both = run(&words).await;
+    let both = crate::common::run_lesson_up(&words).await;
     let open = report(&both.stdout, "concurrent, open loop at 25/s");
     let closed = report(&both.stdout, "concurrent, 1 in flight");
     let ms = Duration::from_millis;
@@ -156,7 +135,7 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
     let at = words.iter().position(|w| w == "--order-db-pool").unwrap();
     assert_eq!(pooled[at + 1], "1", "the lesson's pool has one connection");
     pooled[at + 1] = "4".to_owned();
-    let calm = run(&pooled).await;
+    let calm = crate::common::run_lesson_up(&pooled).await;
     let open = report(&calm.stdout, "concurrent, open loop at 25/s");
     let closed = report(&calm.stdout, "concurrent, 1 in flight");
     assert!(

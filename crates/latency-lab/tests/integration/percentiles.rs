@@ -8,7 +8,6 @@ use trace_view::analysis::analyse;
 use trace_view::jaeger_json;
 
 use crate::up_metrics::table;
-use crate::up_waterfalls::up_command;
 
 const LESSON: &str = "08-from-a-percentile-to-a-trace.md";
 
@@ -37,29 +36,10 @@ fn row(table: &[&str], service: &str) -> Row {
     }
 }
 
-struct Run {
-    stdout: String,
-    traces: tempfile::TempDir,
-}
-
-async fn run(words: &[String]) -> Run {
-    assert_eq!(words[..2], ["latency-lab", "up"]);
-    let traces = tempfile::tempdir().unwrap();
-    let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
-    let output = up_command(traces.path(), &args).output().await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Run { stdout, traces }
-}
-
 #[tokio::test]
 async fn lesson_8_the_bad_percentile_leads_to_the_slow_dependency() {
     let words = crate::common::lesson_command(LESSON);
-    let spiky = run(&words).await;
+    let spiky = crate::common::run_lesson_up(&words).await;
     let exit = table(&spiky.stdout, "at exit");
     let second = Duration::from_secs(1);
     let quick = Duration::from_millis(250);
@@ -128,7 +108,7 @@ async fn lesson_8_the_bad_percentile_leads_to_the_slow_dependency() {
         .map(|w| w.replace("p=0.05", "p=0.001"))
         .collect();
     assert_ne!(rare, words, "the lesson's spike is p=0.05");
-    let calm = run(&rare).await;
+    let calm = crate::common::run_lesson_up(&rare).await;
     let exit = table(&calm.stdout, "at exit");
     assert!(row(&exit, "profile-aggregator").p99 < quick, "{exit:#?}");
 }

@@ -403,3 +403,29 @@ pub fn printed_duration(number: &str, unit: &str) -> Duration {
         _ => panic!("unit {unit}"),
     })
 }
+
+/// What a lesson's `latency-lab up …` command printed, and the folder its
+/// traces were saved in.
+pub struct LessonRun {
+    pub stdout: String,
+    pub traces: tempfile::TempDir,
+}
+
+/// Runs a lesson's `latency-lab up …` words on free ports, saving traces in
+/// a temporary folder; it must succeed.
+pub async fn run_lesson_up(words: &[String]) -> LessonRun {
+    assert_eq!(words[..2], ["latency-lab", "up"]);
+    let traces = tempfile::tempdir().unwrap();
+    let args: Vec<&str> = words[2..].iter().map(String::as_str).collect();
+    let output = crate::up_waterfalls::up_command(traces.path(), &args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    LessonRun { stdout, traces }
+}
