@@ -98,7 +98,7 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
     assert!(order_span(path, &closed.slowest, "db.pool.wait") < ms(5));
 
     // The open loop: p90 more than five times the closed loop's, p50 and
-    // p99 higher; its slowest request queued for the connection.
+    // p99 higher.
     assert!(
         open.p90 > closed.p90 * 5,
         "{:?} vs {:?}",
@@ -107,9 +107,13 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
     );
     assert!(open.p50 > closed.p50, "{:?} vs {:?}", open.p50, closed.p50);
     assert!(open.p99 > closed.p99, "{:?} vs {:?}", open.p99, closed.p99);
+    // Only 5 % of queries spike, yet over 10 % of requests took 50 ms or
+    // more: the rest of them queued for the connection. (The slowest one
+    // may be a spike itself, so no claim is made about which it is.)
     assert!(
-        order_span(path, &open.slowest, "db.pool.wait") >= ms(50),
-        "the open loop's slowest request waited for the connection"
+        open.p90 >= ms(50),
+        "open p90 {:?}: requests queued behind a slow query",
+        open.p90
     );
 
     // The generator kept to the schedule: small lag, nothing held back.
