@@ -230,11 +230,27 @@ impl JaegerClient {
         min_spans: usize,
         timeout: Duration,
     ) -> Result<Trace, JaegerError> {
+        self.wait_for_trace_where(trace_id, min_spans, timeout, |_| true)
+            .await
+    }
+
+    /// [`JaegerClient::wait_for_trace`], and also until `ready` holds for
+    /// the trace: spans of one trace reach Jaeger in any order (each service
+    /// exports on its own), so a count alone can be met by the wrong spans.
+    pub async fn wait_for_trace_where(
+        &self,
+        trace_id: TraceId,
+        min_spans: usize,
+        timeout: Duration,
+        ready: impl Fn(&Trace) -> bool,
+    ) -> Result<Trace, JaegerError> {
         let deadline = Instant::now() + timeout;
         let mut seen = 0;
         loop {
             match self.find_trace(trace_id).await {
-                Ok(Some(trace)) if trace.spans.len() >= min_spans => return Ok(trace),
+                Ok(Some(trace)) if trace.spans.len() >= min_spans && ready(&trace) => {
+                    return Ok(trace)
+                }
                 Ok(Some(trace)) => seen = trace.spans.len(),
                 Ok(None) | Err(JaegerError::Unreachable { .. }) => {}
                 Err(e) => return Err(e),

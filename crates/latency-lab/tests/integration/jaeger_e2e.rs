@@ -202,8 +202,24 @@ async fn an_error_request_is_an_error_trace_in_jaeger() {
     assert_eq!(response.status(), 504);
     let (trace_id, _) = traceresponse_ids(&response);
     // root + 2 clients + user server + user db; the order service's spans
-    // end later (it keeps waiting after we gave up).
-    let spans = jaeger_trace(&stack, &trace_id, 5).await;
+    // end later (it keeps waiting after we gave up), or sooner (abandoned):
+    // wait for the aggregator's own three, whatever else came first.
+    let id = TraceId::parse(&trace_id).unwrap();
+    let spans = stack
+        .jaeger
+        .query()
+        .unwrap()
+        .wait_for_trace_where(id, 5, WAIT, |trace| {
+            trace
+                .spans
+                .iter()
+                .filter(|s| s.service == "profile-aggregator")
+                .count()
+                >= 3
+        })
+        .await
+        .unwrap_or_else(|e| panic!("trace {trace_id} in Jaeger: {e}"))
+        .spans;
     let root = find(
         &spans,
         "profile-aggregator",
