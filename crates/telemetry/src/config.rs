@@ -260,6 +260,9 @@ pub struct TelemetryConfig {
     /// `OTEL_BSP_SCHEDULE_DELAY` when set, otherwise a short default so that a
     /// trace is searchable a moment after its response.
     pub schedule_delay: Duration,
+    /// The span export queue, its batches and its time limits
+    /// ([`crate::export`]).
+    pub span_export: SpanExportConfig,
     /// `LATENCY_LAB_SPAN_SOURCE=true`: every span also carries where it was
     /// opened (`code.*`), on which thread (`thread.*`) and its `tracing`
     /// target. Off by default: those tags sort first in Jaeger's tag list and
@@ -267,6 +270,108 @@ pub struct TelemetryConfig {
     pub span_source: bool,
     /// Metrics: exporter, destination and interval.
     pub metrics: MetricsConfig,
+}
+
+/// The span export queue and its time limits: the `OTEL_BSP_*` variables and
+/// the OTLP request timeout, applied by [`crate::export`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanExportConfig {
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans held in memory (queued or being
+    /// retried) before new ones are dropped and counted.
+    pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export request; at most
+    /// the queue size.
+    pub max_export_batch_size: usize,
+    /// `OTEL_BSP_EXPORT_TIMEOUT`: the longest one export attempt may take,
+    /// whatever the exporter does.
+    pub export_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`:
+    /// the OTLP exporter's own request timeout.
+    pub otlp_timeout: Duration,
+}
+
+/// Default of `OTEL_BSP_MAX_QUEUE_SIZE`, sized so that a collector outage of
+/// 30 s at 100 requests/s loses no span: a request of the profile aggregator
+/// makes a trace of 7 spans (its SERVER span and two CLIENT spans, and a
+/// SERVER and a `db.query` span in each mock), so a process holding all of
+/// them (`latency-lab serve`) queues 7 × 100 × 30 = 21,000 spans in such an
+/// outage; 32,768 leaves half as much again for retries, hedges and bursts.
+/// A span is well under 1 KB here, so a full queue costs tens of MB, and
+/// only during an outage. (The SDK's 2048 lasts about 3 s.)
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 32_768;
+
+/// Default of `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (the specification's 512).
+pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
+
+/// Default of `OTEL_BSP_EXPORT_TIMEOUT` (the specification's 30 s).
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default of `OTEL_EXPORTER_OTLP_TIMEOUT` (the specification's 10 s).
+pub const DEFAULT_OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl SpanExportConfig {
+    fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, TelemetryError> {
+        let count = |var: &'static str, default: usize| -> Result<usize, TelemetryError> {
+            match non_empty(var) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(invalid(var, &v, "expected a positive integer")),
+                },
+            }
+        };
+        let max_queue_size = count("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_MAX_QUEUE_SIZE)?;
+        let max_export_batch_size = match non_empty("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            // Unset, the default batch follows a smaller queue down.
+            None => DEFAULT_MAX_EXPORT_BATCH_SIZE.min(max_queue_size),
+            Some(v) => {
+                let n = count(
+                    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                    DEFAULT_MAX_EXPORT_BATCH_SIZE,
+                )?;
+                if n > max_queue_size {
+                    return Err(invalid(
+                        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                        &v,
+                        &format!("must not exceed OTEL_BSP_MAX_QUEUE_SIZE ({max_queue_size})"),
+                    ));
+                }
+                n
+            }
+        };
+        let export_timeout = positive_millis(non_empty, "OTEL_BSP_EXPORT_TIMEOUT")?
+            .unwrap_or(DEFAULT_EXPORT_TIMEOUT);
+        let otlp_timeout = match positive_millis(non_empty, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")? {
+            Some(t) => t,
+            None => positive_millis(non_empty, "OTEL_EXPORTER_OTLP_TIMEOUT")?
+                .unwrap_or(DEFAULT_OTLP_TIMEOUT),
+        };
+        Ok(Self {
+            max_queue_size,
+            max_export_batch_size,
+            export_timeout,
+            otlp_timeout,
+        })
+    }
+}
+
+/// A timeout in milliseconds: a positive integer (a zero timeout could never
+/// succeed, and the SDK's "0 means no limit" reading would let an export hang).
+fn positive_millis(
+    non_empty: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<Duration>, TelemetryError> {
+    match non_empty(var) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(Duration::from_millis(ms))),
+            _ => Err(invalid(
+                var,
+                &v,
+                "expected milliseconds as a positive integer",
+            )),
+        },
+    }
 }
 
 /// The variable that turns [`TelemetryConfig::span_source`] on.
@@ -339,6 +444,7 @@ impl TelemetryConfig {
             })?),
             None => DEFAULT_SCHEDULE_DELAY,
         };
+        let span_export = SpanExportConfig::from_lookup(&non_empty)?;
 
         Ok(Self {
             default_service_name,
@@ -349,6 +455,7 @@ impl TelemetryConfig {
             sampler,
             sdk_disabled,
             schedule_delay,
+            span_export,
             span_source,
             metrics,
         })
@@ -428,6 +535,57 @@ mod tests {
         assert_eq!(c.schedule_delay, DEFAULT_SCHEDULE_DELAY);
         assert_eq!(c.service_version, "1.2.3");
         assert!(!c.span_source, "code.*, thread.* and target are opt-in");
+        assert_eq!(
+            c.span_export,
+            SpanExportConfig {
+                max_queue_size: DEFAULT_MAX_QUEUE_SIZE,
+                max_export_batch_size: DEFAULT_MAX_EXPORT_BATCH_SIZE,
+                export_timeout: DEFAULT_EXPORT_TIMEOUT,
+                otlp_timeout: DEFAULT_OTLP_TIMEOUT,
+            }
+        );
+    }
+
+    #[test]
+    fn the_default_queue_holds_a_30_s_outage_at_100_rps() {
+        let spans_per_request = 7;
+        assert!(DEFAULT_MAX_QUEUE_SIZE >= spans_per_request * 100 * 30 * 3 / 2);
+    }
+
+    #[test]
+    fn span_export_variables_are_read() {
+        let c = resolve(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", " 10 "),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "700"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.span_export,
+            SpanExportConfig {
+                max_queue_size: 100,
+                max_export_batch_size: 10,
+                export_timeout: Duration::from_millis(2500),
+                otlp_timeout: Duration::from_millis(700),
+            }
+        );
+    }
+
+    #[test]
+    fn a_small_queue_takes_the_default_batch_down_with_it() {
+        let c = resolve(&[("OTEL_BSP_MAX_QUEUE_SIZE", "50")]).unwrap();
+        assert_eq!(c.span_export.max_export_batch_size, 50);
+    }
+
+    #[test]
+    fn the_traces_timeout_wins_over_the_generic_one() {
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "700"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "300"),
+        ])
+        .unwrap();
+        assert_eq!(c.span_export.otlp_timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -546,6 +704,49 @@ mod tests {
             (
                 vec![("OTEL_BSP_SCHEDULE_DELAY", "1s")],
                 "OTEL_BSP_SCHEDULE_DELAY",
+            ),
+            (
+                vec![("OTEL_BSP_MAX_QUEUE_SIZE", "0")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                vec![("OTEL_BSP_MAX_QUEUE_SIZE", "-1")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                vec![("OTEL_BSP_MAX_QUEUE_SIZE", "32k")],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+            ),
+            (
+                vec![("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0")],
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            ),
+            (
+                vec![
+                    ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+                    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "101"),
+                ],
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+            ),
+            (
+                vec![("OTEL_BSP_EXPORT_TIMEOUT", "30s")],
+                "OTEL_BSP_EXPORT_TIMEOUT",
+            ),
+            (
+                vec![("OTEL_BSP_EXPORT_TIMEOUT", "0")],
+                "OTEL_BSP_EXPORT_TIMEOUT",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_TIMEOUT", "0")],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1.5")],
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             ),
             (
                 vec![("OTEL_METRICS_EXPORTER", "prometheus")],

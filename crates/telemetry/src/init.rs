@@ -3,19 +3,18 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, RandomIdGenerator, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::{RandomIdGenerator, SdkTracerProvider};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
 use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
 
 /// Name of the instrumentation scope our spans are recorded under.
-const SCOPE: &str = "latency-lab";
+pub(crate) const SCOPE: &str = "latency-lab";
 
 /// Installs propagation, the tracer provider, the meter provider and the
 /// global `tracing` subscriber. Call once, inside the Tokio runtime (the gRPC
@@ -30,10 +29,13 @@ pub fn init(
     // One resource for both signals: a series and a span of this process
     // name the same service and instance.
     let resource = resource::resource(config);
-    let provider = build_provider_with(config, resource.clone())?;
+    let (provider, span_export) = build_provider_with(config, resource.clone())?;
     let meter_provider = metrics::build_meter_provider(config, resource)?;
     opentelemetry::global::set_tracer_provider(provider.clone());
     opentelemetry::global::set_meter_provider(meter_provider.clone());
+    if let Some(stats) = &span_export {
+        export::register_metrics(stats);
+    }
     let tracer = provider.tracer(SCOPE);
 
     // Spans at INFO and above become OpenTelemetry spans. This filter belongs
@@ -64,6 +66,7 @@ pub fn init(
             service.name = %config.service_name,
             endpoint = %config.endpoint,
             protocol = ?config.protocol,
+            queue = config.span_export.max_queue_size,
             "exporting spans over OTLP"
         );
     }
@@ -80,19 +83,27 @@ pub fn init(
             "metrics are not exported (OTEL_METRICS_EXPORTER=none or OTEL_SDK_DISABLED=true)"
         );
     }
-    Ok(TelemetryGuard::new(provider, meter_provider))
+    Ok(TelemetryGuard::new(provider, meter_provider).with_span_export(span_export))
 }
 
 /// The provider alone, without touching global state: `init` uses it, and so
 /// can tests that need a provider of their own.
 pub fn build_provider(config: &TelemetryConfig) -> Result<SdkTracerProvider, TelemetryError> {
+    build_provider_and_stats(config).map(|(provider, _)| provider)
+}
+
+/// As [`build_provider`], with the export queue's counts (`None` with
+/// `OTEL_SDK_DISABLED=true`: nothing is queued).
+pub fn build_provider_and_stats(
+    config: &TelemetryConfig,
+) -> Result<(SdkTracerProvider, Option<SpanExportStats>), TelemetryError> {
     build_provider_with(config, resource::resource(config))
 }
 
 fn build_provider_with(
     config: &TelemetryConfig,
     resource: opentelemetry_sdk::Resource,
-) -> Result<SdkTracerProvider, TelemetryError> {
+) -> Result<(SdkTracerProvider, Option<SpanExportStats>), TelemetryError> {
     // Random trace-ids, said explicitly: the propagator sets the W3C Level 2
     // `random` flag on traces this process starts on that promise
     // (`W3cTraceContextPropagator::new`). Change one, change the other.
@@ -101,26 +112,27 @@ fn build_provider_with(
         .with_id_generator(RandomIdGenerator::default())
         .with_sampler(config.sampler.to_sdk());
 
+    let mut stats = None;
     if !config.sdk_disabled {
+        // The tonic exporter's channel is created here, on the caller's
+        // runtime; the processor's thread then only drives its futures.
+        let timeout = config.span_export.otlp_timeout;
         let exporter = match config.protocol {
             OtlpProtocol::Grpc => SpanExporter::builder()
                 .with_tonic()
                 .with_endpoint(config.endpoint.clone())
+                .with_timeout(timeout)
                 .build()?,
             OtlpProtocol::HttpProtobuf => SpanExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(config.endpoint.clone())
+                .with_timeout(timeout)
                 .build()?,
         };
-        let batch = BatchConfigBuilder::default()
-            .with_scheduled_delay(config.schedule_delay)
-            .build();
-        builder = builder.with_span_processor(
-            BatchSpanProcessor::builder(exporter)
-                .with_batch_config(batch)
-                .build(),
-        );
+        let processor = RetryingBatchProcessor::new(exporter, ExportSettings::from_config(config));
+        stats = Some(processor.stats());
+        builder = builder.with_span_processor(processor);
     }
-    Ok(builder.build())
+    Ok((builder.build(), stats))
 }

@@ -10,6 +10,8 @@
 //! The pieces:
 //! - [`config`]: reads the standard `OTEL_*` environment variables.
 //! - [`init`]: builds the tracer provider, exporter and `tracing` subscriber.
+//! - [`export`]: the span export queue that retries through a collector
+//!   outage and counts what it has to drop.
 //! - [`metrics`]: the meter provider beside it, and the histogram boundaries
 //!   of every duration (the HTTP instruments are recorded by [`server`] and
 //!   [`client`]).
@@ -24,6 +26,7 @@
 pub mod client;
 pub mod config;
 mod error;
+pub mod export;
 pub mod init;
 pub mod logging;
 pub mod metrics;
@@ -34,10 +37,11 @@ pub mod shutdown;
 
 pub use client::{traced_client, traced_client_with, HttpClient};
 pub use config::{
-    MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, TelemetryConfig,
-    SPAN_SOURCE_VAR,
+    MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, SpanExportConfig,
+    TelemetryConfig, SPAN_SOURCE_VAR,
 };
 pub use error::TelemetryError;
+pub use export::SpanExportStats;
 pub use init::init;
 pub use logging::LogFormat;
 pub use shutdown::{shutdown_signal, TelemetryGuard};

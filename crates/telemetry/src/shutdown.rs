@@ -30,13 +30,26 @@ impl Providers {
 #[must_use = "dropping the guard early stops span and metric export"]
 pub struct TelemetryGuard {
     provider: Option<Providers>,
+    span_export: Option<crate::SpanExportStats>,
 }
 
 impl TelemetryGuard {
     pub(crate) fn new(tracer: SdkTracerProvider, meter: SdkMeterProvider) -> Self {
         Self {
             provider: Some(Providers { tracer, meter }),
+            span_export: None,
         }
+    }
+
+    pub(crate) fn with_span_export(mut self, stats: Option<crate::SpanExportStats>) -> Self {
+        self.span_export = stats;
+        self
+    }
+
+    /// The span export queue's counts (exported, dropped, …); `None` when
+    /// spans are not exported (`OTEL_SDK_DISABLED=true`).
+    pub fn span_export_stats(&self) -> Option<&crate::SpanExportStats> {
+        self.span_export.as_ref()
     }
 
     /// Flushes pending spans and metrics and stops the exporters.
