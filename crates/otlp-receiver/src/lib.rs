@@ -6,6 +6,8 @@
 //! listeners and puts every received span into a [`SpanStore`] and every metric point into a
 //! [`MetricStore`] (the latest point per series), both of which tests can wait on. The
 //! all-in-one lab binary embeds the same receiver as its trace and metric store.
+//! [`RunningReceiver::stop`] and [`StoppedReceiver::restart`] take it down and bring it back
+//! on the same ports with the same stores: a collector outage, for the export tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), otlp_receiver::ReceiverError> {
@@ -85,13 +87,35 @@ impl Default for ReceiverConfig {
 /// accepted (queued by the kernel) from that moment: a child process started right after
 /// cannot lose its first export to a race.
 pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverError> {
-    let grpc_listener = bind(config.grpc_addr).await?;
-    let http_listener = bind(config.http_addr).await?;
-    let grpc_addr = local_addr(&grpc_listener, config.grpc_addr)?;
-    let http_addr = local_addr(&http_listener, config.http_addr)?;
+    let stores = Stores {
+        spans: SpanStore::new(config.max_traces),
+        metrics: MetricStore::new(MAX_METRIC_SERIES),
+    };
+    serve(config.grpc_addr, config.http_addr, stores).await
+}
 
-    let store = SpanStore::new(config.max_traces);
-    let metrics = MetricStore::new(MAX_METRIC_SERIES);
+/// What outlives a stop: the received spans and metrics.
+#[derive(Debug, Clone)]
+struct Stores {
+    spans: SpanStore,
+    metrics: MetricStore,
+}
+
+/// Binds both addresses and serves them into `stores`.
+async fn serve(
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    stores: Stores,
+) -> Result<RunningReceiver, ReceiverError> {
+    let grpc_listener = bind(grpc_addr).await?;
+    let http_listener = bind(http_addr).await?;
+    let grpc_addr = local_addr(&grpc_listener, grpc_addr)?;
+    let http_addr = local_addr(&http_listener, http_addr)?;
+
+    let Stores {
+        spans: store,
+        metrics,
+    } = stores;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let grpc_task = tokio::spawn(grpc::serve(
@@ -183,7 +207,26 @@ impl RunningReceiver {
     /// Stops accepting, lets in-flight exports finish (up to a few seconds), and waits for
     /// both servers to end. Server errors are logged, not returned: at teardown nobody can
     /// act on them.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.stop().await;
+    }
+
+    /// Stops both servers as [`shutdown`](Self::shutdown) does, but keeps the stores and
+    /// the port numbers, so that [`StoppedReceiver::restart`] serves the same addresses into
+    /// the same stores: a collector outage, as exporters see one (connections refused).
+    pub async fn stop(mut self) -> StoppedReceiver {
+        self.stop_servers().await;
+        StoppedReceiver {
+            stores: Stores {
+                spans: self.store.clone(),
+                metrics: self.metrics.clone(),
+            },
+            grpc_addr: self.grpc_addr,
+            http_addr: self.http_addr,
+        }
+    }
+
+    async fn stop_servers(&mut self) {
         self.stop.send_replace(true);
         if let Some(task) = self.grpc_task.take() {
             match finish(task).await {
@@ -197,6 +240,41 @@ impl RunningReceiver {
                 Some(Err(error)) => tracing::warn!(%error, "OTLP HTTP server ended with an error"),
             }
         }
+    }
+}
+
+/// A receiver stopped by [`RunningReceiver::stop`]: nothing listens on its ports, and its
+/// stores keep what had arrived.
+#[derive(Debug)]
+pub struct StoppedReceiver {
+    stores: Stores,
+    grpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+}
+
+impl StoppedReceiver {
+    /// The store of the stopped receiver (and of the restarted one).
+    pub fn store(&self) -> &SpanStore {
+        &self.stores.spans
+    }
+
+    /// The metric store of the stopped receiver (and of the restarted one).
+    pub fn metrics(&self) -> &MetricStore {
+        &self.stores.metrics
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Binds the same two ports again and serves into the same stores. Fails with
+    /// [`ReceiverError::Bind`] if another process took a port meanwhile.
+    pub async fn restart(self) -> Result<RunningReceiver, ReceiverError> {
+        serve(self.grpc_addr, self.http_addr, self.stores).await
     }
 }
 

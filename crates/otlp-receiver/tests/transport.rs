@@ -537,3 +537,42 @@ async fn gzipped_otlp_json_metrics_are_accepted() {
     assert!(receiver.store().spans().is_empty());
     receiver.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stopped_receiver_restarts_on_the_same_ports_with_the_same_stores() {
+    let receiver = receiver().await;
+    let (grpc, http) = (receiver.grpc_addr(), receiver.http_addr());
+    let request = proto_request("before", "before-span", 0);
+    let response = post(
+        &receiver,
+        Some("application/x-protobuf"),
+        None,
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+
+    let stopped = tokio::time::timeout(Duration::from_secs(10), receiver.stop())
+        .await
+        .expect("stop completes");
+    assert!(refuses_connections(grpc).await, "gRPC still listening");
+    assert!(refuses_connections(http).await, "HTTP still listening");
+    assert_eq!(stopped.store().spans().len(), 1, "the store is kept");
+
+    let receiver = stopped.restart().await.expect("the same ports bind again");
+    assert_eq!((receiver.grpc_addr(), receiver.http_addr()), (grpc, http));
+    let mut request = proto_request("after", "after-span", 0);
+    request.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0x33; 8];
+    let mut client = TraceServiceClient::connect(receiver.grpc_endpoint())
+        .await
+        .expect("gRPC answers again");
+    client.export(request).await.expect("export after restart");
+    let names: Vec<String> = receiver
+        .store()
+        .spans()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["before-span", "after-span"]);
+    receiver.shutdown().await;
+}
