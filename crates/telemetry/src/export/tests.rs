@@ -330,3 +330,21 @@ fn force_flush_during_an_outage_times_out_and_keeps_the_spans() {
     assert_eq!(rig.received(), emitted);
     rig.provider.shutdown().unwrap();
 }
+
+#[test]
+fn a_lone_span_leaves_after_the_schedule_delay_not_the_report_interval() {
+    let mut s = settings(1000, 10);
+    s.scheduled_delay = Duration::from_millis(50);
+    s.report_interval = Duration::from_secs(30);
+    let rig = Rig::new(s);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    rig.emit(1);
+    rig.wait_until("the span", |r| r.stats.exported() == 1);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    rig.provider.shutdown().unwrap();
+}

@@ -102,7 +102,9 @@ impl<E: SpanExporter> Worker<E> {
                     return Job::Export;
                 }
                 if state.queue.is_empty() {
-                    now + settings.report_interval
+                    // `on_end` wakes the worker only for a full batch: look
+                    // again one delay from now, so no span waits longer.
+                    now + settings.scheduled_delay
                 } else {
                     scheduled
                 }
@@ -155,6 +157,12 @@ impl<E: SpanExporter> Worker<E> {
                 let held = state.queue.len() + state.in_flight;
                 state.in_flight = 0;
                 state.settled += n as u64;
+                if state.queue.is_empty() {
+                    // An outage grew the queue's buffer; give it back once
+                    // drained, so memory after an outage is what it was before.
+                    let keep = self.shared.settings.max_export_batch_size;
+                    state.queue.shrink_to(keep);
+                }
                 Counters::add(&counters.exported, n);
                 self.shared.publish_held(&state);
                 drop(state);
