@@ -49,6 +49,8 @@ pub struct Options {
     pub extra_env: Vec<(&'static str, &'static str, &'static str)>,
     /// Extra flags for the aggregator, after the fixed ones (e.g. `--retry`).
     pub aggregator_args: Vec<String>,
+    /// Traces the in-process receiver keeps (a load test needs more).
+    pub receiver_max_traces: usize,
 }
 
 impl Default for Options {
@@ -65,6 +67,7 @@ impl Default for Options {
             extra_env: Vec::new(),
             otlp_endpoint: None,
             aggregator_args: Vec::new(),
+            receiver_max_traces: ReceiverConfig::default().max_traces,
         }
     }
 }
@@ -129,9 +132,12 @@ pub struct Suite {
 
 impl Suite {
     pub async fn start(options: Options) -> Self {
-        let receiver = otlp_receiver::start(ReceiverConfig::default())
-            .await
-            .expect("start OTLP receiver");
+        let receiver = otlp_receiver::start(ReceiverConfig {
+            max_traces: options.receiver_max_traces,
+            ..ReceiverConfig::default()
+        })
+        .await
+        .expect("start OTLP receiver");
         let base_env = otel_env(&receiver, &options);
         let env_for = |service: &str| {
             let mut env = base_env.clone();
