@@ -97,6 +97,11 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         ("OTEL_METRIC_EXPORT_INTERVAL", "5s"),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "carrier-pigeon"),
         ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "not a url"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "lots"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "0"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "30s"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1"),
     ] {
         let output = std::process::Command::new(LAB)
             .args(["serve", "user-service", "--listen", "127.0.0.1:0"])
