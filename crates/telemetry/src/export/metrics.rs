@@ -25,7 +25,7 @@ const COMPONENT_NAME: &str = "retrying_batch_span_processor/0";
 ///   spans abandoned at shutdown with the collector unreachable;
 /// - `otel.sdk.processor.span.queue.size` and `…queue.capacity`.
 ///
-/// Call after [`crate::init`] installed the meter provider.
+/// Call after [`crate::init()`] installed the meter provider.
 pub fn register_metrics(stats: &SpanExportStats) {
     let meter = opentelemetry::global::meter(crate::init::SCOPE);
     let component = [

@@ -17,7 +17,7 @@
 //!   with each attempt bounded by `OTEL_BSP_EXPORT_TIMEOUT`, and retries a
 //!   failed batch with capped exponential [`Backoff`] while new spans keep
 //!   queuing behind it;
-//! - few log lines ([`report`]): one when export starts failing, one every
+//! - few log lines (`report.rs`): one when export starts failing, one every
 //!   few seconds at most while it fails or drops, one when it recovers;
 //! - `force_flush`, and a `shutdown` that flushes within its deadline and
 //!   reports what it had to abandon;

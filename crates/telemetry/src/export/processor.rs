@@ -24,7 +24,7 @@ const SHUTDOWN_SLACK: Duration = Duration::from_millis(500);
 ///
 /// `on_end` only appends to a bounded queue (or counts a drop): it never
 /// blocks and never logs, since it runs inside whatever code ended the span.
-/// One thread (see [`Worker`]) takes batches from the queue, exports them
+/// One thread (`worker.rs`) takes batches from the queue, exports them
 /// and reports.
 #[derive(Debug)]
 pub struct RetryingBatchProcessor {
