@@ -304,8 +304,9 @@ fn shutdown_flushes_everything_queued_when_the_collector_is_up() {
     s.scheduled_delay = Duration::from_secs(600);
     let rig = Rig::new(s);
     let emitted = rig.emit(35);
+    rig.wait_until("three full batches", |r| r.received().len() >= 30);
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(rig.received().len(), 30, "three full batches go at once");
+    assert_eq!(rig.received().len(), 30, "the rest waits for the delay");
     rig.provider.shutdown().unwrap();
     assert_eq!(rig.received(), emitted);
     assert_eq!(rig.stats.exported(), 35);
