@@ -296,8 +296,9 @@ pub struct SpanExportConfig {
 /// SERVER and a `db.query` span in each mock), so a process holding all of
 /// them (`latency-lab serve`) queues 7 × 100 × 30 = 21,000 spans in such an
 /// outage; 32,768 leaves half as much again for retries, hedges and bursts.
-/// A span is well under 1 KB here, so a full queue costs tens of MB, and
-/// only during an outage. (The SDK's 2048 lasts about 3 s.)
+/// A queued span takes about 1 KB (`SpanData` is 352 bytes, plus its
+/// attributes), so a full queue costs some 30 MB, and only during an outage
+/// (the buffer is given back once drained). The SDK's 2048 lasts about 3 s.
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 32_768;
 
 /// Default of `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (the specification's 512).
