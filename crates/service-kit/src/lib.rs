@@ -4,6 +4,8 @@
 //!
 //! - [`startup`]: build the router, bind, serve, graceful shutdown; a
 //!   process composes them with telemetry and the final flush.
+//! - [`server`]: the accept loop behind `serve`, and the bounds it keeps
+//!   ([`ServerLimits`]): timeouts, a connection cap, a bounded drain.
 //! - [`readiness`]: the `<name> listening on http://<addr>` line, written
 //!   and parsed in one place.
 //! - [`error`]: the JSON error body and its status codes.
@@ -17,8 +19,10 @@ pub mod child;
 pub mod cli;
 pub mod error;
 pub mod readiness;
+pub mod server;
 pub mod startup;
 pub mod user_id;
 
 pub use error::ApiError;
+pub use server::{serve_with, ServerLimits};
 pub use startup::{bind, run, run_until, serve, ServeError, Service};
