@@ -168,6 +168,16 @@ impl ServiceCommand {
         self
     }
 
+    /// The child leaves Ctrl-C (SIGINT) to this process while it lives
+    /// ([`crate::signals`]): a terminal's Ctrl-C reaches the whole
+    /// foreground process group at once, and this process then stops its
+    /// children front to back ([`Children::stop_all`]). For service-kit
+    /// services; SIGTERM stops them as ever.
+    pub fn stopped_by_parent(self) -> Self {
+        let (key, value) = crate::signals::parent_stops_env();
+        self.env(key, value)
+    }
+
     /// Where the child's stderr goes (`Stdio::piped()` to read its logs
     /// with [`ServiceChild::take_stderr`]).
     pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Self {

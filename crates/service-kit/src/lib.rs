@@ -14,12 +14,15 @@
 //! - [`child`]: services as child processes — start, wait for readiness,
 //!   stop with SIGTERM and a deadline — for `latency-lab up` and the tests.
 //! - [`cli`]: flags every service accepts.
+//! - [`signals`]: the signals that stop a service (Ctrl-C left to a parent
+//!   that stops its children in order).
 
 pub mod child;
 pub mod cli;
 pub mod error;
 pub mod readiness;
 pub mod server;
+pub mod signals;
 pub mod startup;
 pub mod user_id;
 

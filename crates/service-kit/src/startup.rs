@@ -134,7 +134,7 @@ where
 
         crate::server::serve_with(listener, router, service.limits, async move {
             tokio::select! {
-                () = telemetry::shutdown_signal() => shutdown.cancel(),
+                () = crate::signals::shutdown_signal() => shutdown.cancel(),
                 () = shutdown.cancelled() => {}
             }
         })

@@ -64,6 +64,9 @@ impl Children {
             .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
             .env_remove("OTEL_SERVICE_NAME")
+            // A terminal's Ctrl-C reaches every child too: they leave it to
+            // `up`, which stops them front to back.
+            .stopped_by_parent()
             .stderr(Stdio::inherit());
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
             cmd = cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
