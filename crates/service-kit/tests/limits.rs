@@ -328,3 +328,49 @@ async fn shutdown_ends_with_the_grace_period_when_a_request_never_finishes() {
     assert!(took < Duration::from_millis(800) + SOON, "{took:?}");
     forever.await.unwrap();
 }
+
+/// HTTP/2 with prior knowledge, as before the accept loop was ours: served,
+/// with the peer's address, and closed by the idle timeout like HTTP/1.
+#[tokio::test]
+async fn http2_is_served_and_its_idle_connections_closed_too() {
+    use axum::extract::ConnectInfo;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = Router::new().route(
+        "/peer",
+        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with(listener, finish(routes), limits(), async move {
+        let _ = stopped.await;
+    }));
+
+    let stream = connect(addr).await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = hyper::Request::get(format!("http://{addr}/peer"))
+        .body(Empty::<axum::body::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), hyper::Version::HTTP_2);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"127.0.0.1");
+
+    // No request for the idle timeout: the server closes the connection.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_millis(600) + SOON, connection)
+        .await
+        .expect("the server closes an idle HTTP/2 connection")
+        .unwrap()
+        .ok();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -107,6 +107,7 @@ async fn a_stalled_client_never_holds_up_sigterm_and_finished_spans_are_flushed(
         "1m",
     ])
     .env_remove("OTEL_SDK_DISABLED")
+    .env("RUST_LOG", "info")
     .stderr(Stdio::piped());
     for (key, value) in otel_env(&receiver, &Options::default()) {
         command = command.env(key, value);
@@ -175,6 +176,10 @@ async fn a_stalled_client_never_holds_up_sigterm_and_finished_spans_are_flushed(
     assert!(
         logs.contains("closed 1 connections with 1 requests in flight"),
         "what was cut short is logged:\n{logs}"
+    );
+    assert!(
+        logs.contains("closed 3 stalled connections"),
+        "the stalled clients are counted:\n{logs}"
     );
     receiver.shutdown().await;
 }

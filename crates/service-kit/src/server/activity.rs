@@ -15,7 +15,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -28,6 +28,9 @@ use super::ServerLimits;
 /// No byte of a next request head yet.
 const NONE: u64 = u64::MAX;
 
+/// How an HTTP/2 connection begins (RFC 9113, 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// One connection's activity. Times are microseconds since it was accepted.
 pub(crate) struct Activity {
     accepted: Instant,
@@ -35,6 +38,9 @@ pub(crate) struct Activity {
     started: AtomicU64,
     idle_since: AtomicU64,
     head_started: AtomicU64,
+    /// HTTP/2: bytes between requests are control frames (window updates,
+    /// pings, settings acks), not a request head.
+    http2: AtomicBool,
     changed: Notify,
 }
 
@@ -64,6 +70,7 @@ impl Activity {
             started: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
+            http2: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -81,10 +88,14 @@ impl Activity {
         self.in_flight.load(Ordering::Acquire)
     }
 
-    /// Whether part of a request head arrived and no request started since:
-    /// a client stalled mid-head, when it lasts.
+    /// Whether part of a request head arrived and no request started since
+    /// (for HTTP/2: a preface and no request yet): a stalled client, when
+    /// it lasts.
     pub(crate) fn reading_head(&self) -> bool {
-        self.in_flight() == 0 && self.head_started.load(Ordering::Acquire) != NONE
+        self.in_flight() == 0
+            && (self.head_started.load(Ordering::Acquire) != NONE
+                || (self.http2.load(Ordering::Acquire)
+                    && self.started.load(Ordering::Acquire) == 0))
     }
 
     /// A request starts; it counts as in flight until the guard is dropped
@@ -98,7 +109,18 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
+    /// The connection's first bytes: they tell HTTP/2 from HTTP/1.
+    fn first_bytes(&self, bytes: &[u8]) {
+        let n = bytes.len().min(HTTP2_PREFACE.len());
+        if bytes[..n] == HTTP2_PREFACE[..n] {
+            self.http2.store(true, Ordering::Release);
+        }
+    }
+
     fn bytes_read(&self) {
+        if self.http2.load(Ordering::Acquire) {
+            return;
+        }
         if self.in_flight() == 0 && self.head_started.load(Ordering::Acquire) == NONE {
             self.head_started.store(self.now(), Ordering::Release);
             self.changed.notify_waiters();
@@ -191,11 +213,16 @@ impl Drop for InFlight {
 pub(crate) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    first_read: bool,
 }
 
 impl<S> Watched<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            first_read: true,
+        }
     }
 }
 
@@ -208,6 +235,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if std::mem::take(&mut self.first_read) {
+                self.activity.first_bytes(&buf.filled()[before..]);
+            }
             self.activity.bytes_read();
         }
         polled
@@ -282,6 +312,25 @@ mod tests {
         let (deadline, why) = activity.deadline(&limits()).unwrap();
         assert_eq!(why, Expired::Head);
         assert!(deadline <= Instant::now() + HEAD);
+    }
+
+    #[test]
+    fn http2_control_frames_between_requests_are_not_a_head() {
+        let activity = Activity::new();
+        activity.first_bytes(b"PRI * HTTP/2.0\r\n");
+        activity.bytes_read();
+        // Before its first request, the header-read timeout still applies.
+        assert!(activity.reading_head());
+        assert_eq!(activity.deadline(&limits()).unwrap().1, Expired::Head);
+        drop(activity.start_request());
+        activity.bytes_read(); // a WINDOW_UPDATE, a PING
+        assert!(!activity.reading_head());
+        assert_eq!(activity.deadline(&limits()).unwrap().1, Expired::Idle);
+
+        let http1 = Activity::new();
+        http1.first_bytes(b"GET / HTTP/1.1\r\n");
+        http1.bytes_read();
+        assert!(http1.reading_head());
     }
 
     #[tokio::test]

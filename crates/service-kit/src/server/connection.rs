@@ -41,7 +41,8 @@ pub(crate) struct Shared {
 /// What the shutdown cut short, for its log line.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
-    /// Closed at shutdown with no request in flight and part of a head read.
+    /// Closed at shutdown with no request in flight and part of a head
+    /// read (for HTTP/2: a preface and no request yet).
     pub(crate) stalled: AtomicUsize,
     /// Closed when the grace period ended, with requests in flight.
     pub(crate) aborted_connections: AtomicUsize,

@@ -124,7 +124,7 @@ fn report(tally: &Tally, grace: Duration) {
     if stalled > 0 {
         tracing::info!(
             connections = stalled,
-            "closed {stalled} connections stalled in the middle of a request head"
+            "closed {stalled} stalled connections (part of a request head, or an HTTP/2 preface and no request)"
         );
     }
     let connections = tally.aborted_connections.load(Ordering::Relaxed);
