@@ -109,10 +109,12 @@ impl Activity {
         InFlight(Arc::clone(self))
     }
 
-    /// The connection's first bytes: they tell HTTP/2 from HTTP/1.
+    /// The connection's first bytes: they tell HTTP/2 from HTTP/1 (four
+    /// are enough: `PRI ` is no HTTP/1 method in use; an HTTP/2 client
+    /// writes its 24-byte preface at once).
     fn first_bytes(&self, bytes: &[u8]) {
         let n = bytes.len().min(HTTP2_PREFACE.len());
-        if bytes[..n] == HTTP2_PREFACE[..n] {
+        if n >= 4 && bytes[..n] == HTTP2_PREFACE[..n] {
             self.http2.store(true, Ordering::Release);
         }
     }

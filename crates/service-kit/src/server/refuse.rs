@@ -1,6 +1,8 @@
 //! Connections beyond the cap: accepted, answered 503 with
 //! `Connection: close`, closed — never left in the kernel's backlog, where
-//! a client would wait for its own timeout without a word.
+//! a client would wait for its own timeout without a word. The answer is
+//! HTTP/1.1, written before the request is read: an HTTP/2 client reads a
+//! protocol error and the close instead, refused just as fast.
 
 use std::sync::Arc;
 use std::time::Duration;
