@@ -128,6 +128,7 @@ impl Flags {
             version: env!("CARGO_PKG_VERSION"),
             listen: self.listen,
             log_format: self.common.log_format,
+            limits: self.common.server.limits(),
         };
         service_kit::run_until(service, shutdown, move || Ok(crate::router(spec, mock))).await
     }

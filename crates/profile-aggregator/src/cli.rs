@@ -234,6 +234,7 @@ impl Args {
             version: env!("CARGO_PKG_VERSION"),
             listen: self.listen,
             log_format: self.common.log_format,
+            limits: self.common.server.limits(),
         };
         service_kit::run(service, move || {
             crate::router(config).map_err(|e| ServeError::Build(e.to_string()))

@@ -11,7 +11,8 @@
 //!   blocks on a full pipe.
 //! - **Stopping** is SIGTERM (what the services treat as "finish, flush and
 //!   exit"), a deadline, then SIGKILL; signals are sent one way, [`send`].
-//!   Several children stop in the order they were started ([`Children`]).
+//!   Several children stop front to back, the last started first, one at a
+//!   time ([`Children`]).
 //! - **Kill on drop**: a test that fails midway leaves no orphan.
 
 use std::ffi::OsStr;
@@ -165,6 +166,16 @@ impl ServiceCommand {
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
         self.command.env_remove(key);
         self
+    }
+
+    /// The child leaves Ctrl-C (SIGINT) to this process while it lives
+    /// ([`crate::signals`]): a terminal's Ctrl-C reaches the whole
+    /// foreground process group at once, and this process then stops its
+    /// children front to back ([`Children::stop_all`]). For service-kit
+    /// services; SIGTERM stops them as ever.
+    pub fn stopped_by_parent(self) -> Self {
+        let (key, value) = crate::signals::parent_stops_env();
+        self.env(key, value)
     }
 
     /// Where the child's stderr goes (`Stdio::piped()` to read its logs
@@ -336,7 +347,14 @@ impl ServiceChild {
     }
 }
 
-/// Several services, stopped together in the order they were started.
+/// Several services, stopped front to back: the last started first.
+///
+/// A stack starts from the back (the services others call) to the front
+/// (the one clients call), so each can reach what it needs from its first
+/// request. It stops the other way round, one at a time: the front stops
+/// taking requests and finishes those in flight while everything behind it
+/// still serves them; stopping all at once would turn a request halfway
+/// through its calls into an error.
 #[derive(Default)]
 pub struct Children {
     running: Vec<ServiceChild>,
@@ -354,18 +372,13 @@ impl Children {
         self.running.iter()
     }
 
-    /// SIGTERM to every child at once (they shut down in parallel), then
-    /// each is waited for in order, up to `deadline` each, and killed past
-    /// it. One report per child, in start order.
+    /// Stops every child front to back: SIGTERM to the last started, wait
+    /// for it to exit (up to `deadline`, then SIGKILL), then the one before
+    /// it. One report per child, in the order they were stopped.
     pub async fn stop_all(&mut self, deadline: Duration) -> Vec<Result<Stopped, ChildError>> {
-        let signalled: Vec<Result<(), ChildError>> = self
-            .running
-            .iter()
-            .map(|child| child.signal(Signal::Terminate))
-            .collect();
         let mut reports = Vec::with_capacity(self.running.len());
-        for (mut child, signalled) in self.running.drain(..).zip(signalled) {
-            reports.push(match signalled {
+        while let Some(mut child) = self.running.pop() {
+            reports.push(match child.signal(Signal::Terminate) {
                 Ok(()) => child.wait_or_kill(deadline).await,
                 // Could not be signalled (already gone?): do not wait the
                 // whole deadline for it.

@@ -78,6 +78,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The JSON error body as bytes, for answers written without axum (a
+/// connection refused before hyper sees it).
+pub(crate) fn json_body(code: &str, message: &str) -> Vec<u8> {
+    let body = Body {
+        error: Inner { code, message },
+    };
+    serde_json::to_vec(&body).expect("two strings serialize")
+}
+
 /// JSON 404 for paths no route matches.
 pub async fn route_not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found("route_not_found", format!("no route for {}", uri.path()))

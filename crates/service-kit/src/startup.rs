@@ -7,8 +7,10 @@
 //! first (so start-up errors are logged and the propagator is installed
 //! before the first request), then build the router (it may create the
 //! traced client), bind, announce readiness on stdout
-//! ([`crate::readiness`]), serve until Ctrl-C/SIGTERM, and finally flush
-//! the spans of the last requests.
+//! ([`crate::readiness`]), serve until Ctrl-C/SIGTERM, drain for at most
+//! the grace period ([`crate::server`]), and finally flush the spans and
+//! metrics of the last requests — then the process exits 0, whatever its
+//! clients do.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::server::ServerLimits;
+
 /// What a service tells [`run`] about itself.
 pub struct Service {
     /// Default `service.name` (`OTEL_SERVICE_NAME` overrides it).
@@ -28,6 +32,8 @@ pub struct Service {
     pub version: &'static str,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
+    /// Timeouts, connection cap and shutdown grace of its server.
+    pub limits: ServerLimits,
 }
 
 #[derive(Debug, Error)]
@@ -50,11 +56,16 @@ pub enum ServeError {
 /// Wraps a service's routes with the request-tracing middleware and adds the
 /// untraced `GET /healthz` (health probes every few seconds would otherwise
 /// bury the interesting traces in Jaeger), a JSON 404 fallback and a JSON
-/// 405 for a known path asked with the wrong method.
+/// 405 for a known path asked with the wrong method. The server's request
+/// timeout applies inside the traced part, so a request it stops has a
+/// span with the 503.
 pub fn finish(routes: Router) -> Router {
     routes
         .fallback(crate::error::route_not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(axum::middleware::from_fn(
+            crate::server::enforce_request_timeout,
+        ))
         .layer(axum::middleware::from_fn(telemetry::server::trace_request))
         .merge(Router::new().route("/healthz", axum::routing::get(healthz)))
 }
@@ -70,19 +81,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then waits for
-/// the requests in flight (graceful). Handlers may extract the peer's
-/// address (`ConnectInfo<SocketAddr>`).
+/// Serves `router` on `listener` with the default [`ServerLimits`] until
+/// `shutdown` completes, then drains the requests in flight for at most the
+/// grace period. Handlers may extract the peer's address
+/// (`ConnectInfo<SocketAddr>`). [`crate::server::serve_with`] takes the
+/// limits.
 pub async fn serve<F>(listener: TcpListener, router: Router, shutdown: F) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    crate::server::serve_with(listener, router, ServerLimits::DEFAULT, shutdown).await
 }
 
 /// Runs a service process until Ctrl-C or SIGTERM. `build` is called after
@@ -102,9 +110,10 @@ where
 /// [`run`], plus a token that is cancelled when the shutdown signal
 /// arrives (and that stops the server when cancelled by anyone else).
 ///
-/// Graceful shutdown waits for every request in flight; a handler that may
-/// wait without bound (a mock's injected hang) watches this token, so a
-/// hung request can never keep the process from exiting.
+/// Graceful shutdown waits for the requests in flight, for at most the
+/// grace period; a handler that may wait without bound (a mock's injected
+/// hang) watches this token, so a hung request ends at once instead of
+/// being cut off at the end of the grace period.
 pub async fn run_until<F>(
     service: Service,
     shutdown: CancellationToken,
@@ -123,9 +132,9 @@ where
         crate::readiness::announce(&config.service_name, local);
         tracing::info!(address = %local, "{} ready", config.service_name);
 
-        serve(listener, router, async move {
+        crate::server::serve_with(listener, router, service.limits, async move {
             tokio::select! {
-                () = telemetry::shutdown_signal() => shutdown.cancel(),
+                () = crate::signals::shutdown_signal() => shutdown.cancel(),
                 () = shutdown.cancelled() => {}
             }
         })

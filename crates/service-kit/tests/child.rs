@@ -80,7 +80,7 @@ async fn a_child_that_ignores_sigterm_is_killed_after_the_deadline() {
 }
 
 #[tokio::test]
-async fn children_stop_in_start_order_each_reported() {
+async fn children_stop_last_started_first_each_reported() {
     let mut children = Children::default();
     for (name, port) in [("first", "1"), ("second", "2"), ("third", "3")] {
         let child = children.start(serving(name, port)).await.unwrap();
@@ -96,12 +96,49 @@ async fn children_stop_in_start_order_each_reported() {
     assert_eq!(
         stopped,
         vec![
-            ("first".to_owned(), pids[0], false),
-            ("second".to_owned(), pids[1], false),
             ("third".to_owned(), pids[2], false),
+            ("second".to_owned(), pids[1], false),
+            ("first".to_owned(), pids[0], false),
         ]
     );
     assert_eq!(children.iter().count(), 0);
+}
+
+/// Each stand-in takes a while to stop and writes when it was told to and
+/// when it is done: the next one is told only once the previous is done.
+#[tokio::test]
+async fn each_child_is_signalled_only_after_the_one_started_after_it_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stops.log");
+    let mut children = Children::default();
+    for (name, port) in [("back", "1"), ("middle", "2"), ("front", "3")] {
+        let command = script(
+            name,
+            "trap 'echo \"term $NAME\" >> \"$LOG\"; sleep 0.2; echo \"exit $NAME\" >> \"$LOG\"; exit 0' TERM; \
+             echo \"$NAME listening on http://127.0.0.1:$PORT\"; while true; do sleep 0.01; done",
+        )
+        .env("NAME", name)
+        .env("PORT", port)
+        .env("LOG", &log);
+        children.start(command).await.unwrap();
+    }
+    for report in children.stop_all(Duration::from_secs(10)).await {
+        let stopped = report.unwrap();
+        assert!(stopped.status.success() && !stopped.killed, "{stopped:?}");
+    }
+    let order = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        [
+            "term front",
+            "exit front",
+            "term middle",
+            "exit middle",
+            "term back",
+            "exit back"
+        ],
+        "one at a time, front to back"
+    );
 }
 
 #[tokio::test]

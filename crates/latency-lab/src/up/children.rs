@@ -1,5 +1,6 @@
 //! The three services as child processes of `up`: started as `latency-lab
-//! serve <service>`, stopped with SIGTERM so they flush their spans; and the
+//! serve <service>` back to front, stopped with SIGTERM front to back so
+//! requests in flight finish and every service flushes its spans; and the
 //! signals that stop `up` itself.
 
 use std::process::Stdio;
@@ -63,6 +64,9 @@ impl Children {
             .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
             .env_remove("OTEL_SERVICE_NAME")
+            // A terminal's Ctrl-C reaches every child too: they leave it to
+            // `up`, which stops them front to back.
+            .stopped_by_parent()
             .stderr(Stdio::inherit());
         if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
             cmd = cmd.env("OTEL_BSP_SCHEDULE_DELAY", "100");
@@ -79,8 +83,11 @@ impl Children {
         Ok(child.url())
     }
 
-    /// SIGTERM to all, then each waited for (and killed past its deadline),
-    /// one line each.
+    /// Front to back, one at a time: the aggregator first (it finishes the
+    /// requests in flight while the mocks still answer their calls), then
+    /// the order service, then the user service — each SIGTERM, waited for
+    /// and killed past its deadline (`service_kit::child::Children`). One
+    /// line each.
     pub(super) async fn stop(&mut self) {
         for report in self.running.stop_all(STOP_DEADLINE).await {
             match report {

@@ -36,6 +36,27 @@ fn every_command_has_help() {
     ] {
         assert!(text.contains(flag), "aggregator --help lacks {flag}");
     }
+    // Every service states its server's bounds, each with its variable.
+    for service in ["user-service", "order-service", "profile-aggregator"] {
+        let output = Command::new(LAB)
+            .args(["serve", service, "--help"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Server limits:"), "{service}: {text}");
+        for (flag, env) in [
+            ("--header-read-timeout", "SERVER_HEADER_READ_TIMEOUT"),
+            ("--idle-timeout", "SERVER_IDLE_TIMEOUT"),
+            ("--max-connections", "SERVER_MAX_CONNECTIONS"),
+            ("--request-timeout", "SERVER_REQUEST_TIMEOUT"),
+            ("--shutdown-grace", "SERVER_SHUTDOWN_GRACE"),
+            ("--max-uri-bytes", "SERVER_MAX_URI_BYTES"),
+            ("--max-header-bytes", "SERVER_MAX_HEADER_BYTES"),
+        ] {
+            assert!(text.contains(flag), "{service} --help lacks {flag}");
+            assert!(text.contains(&format!("[env: {env}=")), "{service}: {env}");
+        }
+    }
 }
 
 #[test]
@@ -169,6 +190,16 @@ fn up_demo_only_prints_both_traces_and_leaves_no_process_behind() {
             "service process {pid} outlived `up`"
         );
     }
+    // Front to back: the aggregator first, while the mocks still answer.
+    let stopped: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("stopped ")?.split(' ').next())
+        .collect();
+    assert_eq!(
+        stopped,
+        ["profile-aggregator", "order-service", "user-service"],
+        "{stdout}"
+    );
 }
 
 fn total_ms(stdout: &str, prefix: &str) -> f64 {

@@ -20,6 +20,8 @@ mod mock_faults;
 mod percentiles;
 mod propagation;
 mod remedies;
+mod server_limits;
+mod stop_order;
 mod trace_command;
 mod trace_shape;
 mod tracecontext;

@@ -1,0 +1,95 @@
+//! Stopping a stack front to back: a terminal's Ctrl-C (SIGINT to the
+//! whole process group) while a sequential request is halfway through its
+//! calls. `up` stops the aggregator first, which finishes the request while
+//! the mocks still answer; stopping every tier at once would make it a 502.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use service_kit::child::{self, Signal};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::common::WAIT;
+use crate::up_waterfalls::{read_until, up_command, KillGroupOnPanic};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_on_up_lets_a_sequential_request_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = up_command(
+        dir.path(),
+        &[
+            "--no-demo",
+            "--user-latency",
+            "600ms",
+            "--order-latency",
+            "300ms",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .process_group(0)
+    .kill_on_drop(true)
+    .spawn()
+    .expect("start latency-lab up");
+    let group = up.id().expect("up is running");
+    let _guard = KillGroupOnPanic(group);
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    read_until(&mut lines, &mut out, "the follow mode", |l| {
+        l.starts_with("waiting for requests")
+    })
+    .await;
+    let aggregator = out
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("profile-aggregator"))
+        .find(|rest| rest.trim_start().starts_with("http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the aggregator's URL is printed")
+        .to_owned();
+
+    let request = tokio::spawn(async move {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .get(format!("{aggregator}/user-profile/7?mode=sequential"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    // The user service's 600 ms are under way; the order service's call
+    // has not started.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child::send_to_group(group, Signal::Interrupt).expect("Ctrl-C to the group");
+
+    let status = tokio::time::timeout(WAIT, request)
+        .await
+        .expect("the request ends")
+        .unwrap();
+    assert_eq!(status.ok(), Some(200), "the request in flight finished");
+    let rest = tokio::time::timeout(WAIT, async {
+        let mut rest = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        rest
+    })
+    .await
+    .expect("up's output ends after Ctrl-C");
+    out.extend(rest);
+    let exit = tokio::time::timeout(WAIT, up.wait())
+        .await
+        .expect("up exits after Ctrl-C")
+        .unwrap();
+    let all = out.join("\n");
+    assert!(exit.success(), "{exit}:\n{all}");
+    let stopped: Vec<&str> = out
+        .iter()
+        .filter_map(|l| l.strip_prefix("stopped ")?.split(' ').next())
+        .collect();
+    assert_eq!(
+        stopped,
+        ["profile-aggregator", "order-service", "user-service"],
+        "{all}"
+    );
+}
