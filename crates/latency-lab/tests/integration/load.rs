@@ -308,8 +308,12 @@ async fn the_open_loop_sees_a_stall_that_the_closed_loop_hides() {
 async fn the_reported_percentiles_match_a_known_distribution() {
     // In every 20 requests: 12 take 100 ms, 7 take 200 ms, 1 takes 500 ms.
     // The true p50 is 100 ms, p90 200 ms, p99 500 ms — none on a boundary.
-    // (At 3 % of 100 ms, the tolerance covers a debug build's HTTP round
-    // trip on a shared machine, which is the target's, not the tool's.)
+    // A measured latency is never below the truth (the handler waits
+    // exactly until its deadline) but may be above it by the HTTP round trip
+    // of a debug build on a shared machine (3–5 ms seen under load), which is
+    // the target's, not the tool's: each quantile must land between the
+    // truth and 15 % above it, far from the neighbouring value (100 vs 200
+    // vs 500 ms), so a tool picking the wrong rank still fails.
     const PATTERN: [u64; 20] = [
         100, 200, 100, 100, 200, 100, 500, 100, 200, 100, 100, 200, 100, 100, 200, 100, 200, 100,
         100, 200,
@@ -332,17 +336,16 @@ async fn the_reported_percentiles_match_a_known_distribution() {
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     assert!(answers(&stdout).contains("200 ×300"), "{stdout}");
-    let within = |name: &str, truth: f64, tolerance: f64| {
+    let within = |name: &str, truth: f64| {
         let measured = quantile_ms(&stdout, "", name);
         assert!(
-            (measured - truth).abs() <= tolerance,
-            "{name} {measured} ms, true {truth} ms ± {tolerance}\n{stdout}"
+            (truth - 1.0..=truth * 1.15).contains(&measured),
+            "{name} {measured} ms, true {truth} ms (allowed: -1 ms to +15 %)\n{stdout}"
         );
     };
-    // max(1 ms, 3 %) for p50 and p90, 10 % for p99.
-    within("p50", 100.0, 1.0_f64.max(3.0));
-    within("p90", 200.0, 1.0_f64.max(6.0));
-    within("p99", 500.0, 50.0);
+    within("p50", 100.0);
+    within("p90", 200.0);
+    within("p99", 500.0);
 }
 
 /// A target whose delay is the `ms` query parameter or the `x-ms` header.
