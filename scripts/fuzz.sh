@@ -14,7 +14,8 @@
 # (CI sets `none`: a shorter build, and safe Rust panics without one).
 #
 # New inputs go to fuzz/target/corpus/TARGET (kept between runs, not
-# committed); the seeds in fuzz/corpus/TARGET are only read. A crash is
+# committed); the seeds in fuzz/corpus/TARGET are only read, and so is a
+# libFuzzer dictionary fuzz/dict/TARGET.dict if there is one. A crash is
 # saved under fuzz/artifacts/TARGET/; replay it with the command printed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -63,8 +64,12 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus"
     log=$logs/$target.log
     # -timeout: one input taking seconds is a hang, and a failure.
+    options=(-max_total_time="$seconds" -timeout=10 -print_final_stats=1)
+    if [ -f "fuzz/dict/$target.dict" ]; then
+        options+=(-dict="fuzz/dict/$target.dict")
+    fi
     if "${fuzz[@]}" run "${flags[@]}" "$target" "$corpus" "fuzz/corpus/$target" -- \
-        -max_total_time="$seconds" -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
+        "${options[@]}" >"$log" 2>&1; then
         echo "$target: $(grep -E '^Done [0-9]+ runs' "$log" || echo done), corpus $(find "$corpus" -type f | wc -l) inputs"
     else
         echo "$target: FAILED (full log: $log)"
