@@ -32,7 +32,9 @@ pub mod resource;
 pub mod server;
 pub mod shutdown;
 
-pub use client::{traced_client, traced_client_with, HttpClient};
+pub use client::{
+    traced_client, traced_client_with, traced_client_with_pool, HttpClient, PoolConfig,
+};
 pub use config::{
     MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, TelemetryConfig,
     SPAN_SOURCE_VAR,
