@@ -21,6 +21,7 @@
 //! - [`shutdown`]: the guard that flushes spans and metrics on exit and the
 //!   signal future.
 
+pub mod bounded_log;
 pub mod client;
 pub mod config;
 mod error;

@@ -3,9 +3,15 @@
 //! Logs go to stderr so that stdout stays free for the one line a service
 //! prints when it is ready (tests and the all-in-one runner read it).
 
+use std::fmt;
 use std::str::FromStr;
 
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
+use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::{registry::LookupSpan, EnvFilter, Layer};
+
+use crate::bounded_log::{excerpt_of, DebugExcerpt};
 
 /// The shape of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,6 +63,7 @@ where
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     match format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
+            .fmt_fields(BoundedFields)
             .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(use_colour())
@@ -95,4 +102,71 @@ where
         }
     });
     layer
+}
+
+/// How much of one field a human log line shows: a message is ours (it may
+/// quote a value), any other field may be a client's (the SERVER span's
+/// `url.query`, `user_agent.original`, printed with every line logged
+/// inside a request).
+const MESSAGE_CHARS: usize = 512;
+const FIELD_CHARS: usize = 128;
+
+/// The fmt layer's default field format, each value cut to
+/// [`FIELD_CHARS`] (a message to [`MESSAGE_CHARS`]) with its full length
+/// said: no client can make a line long. Span fields are formatted through
+/// it too.
+struct BoundedFields;
+
+impl<'a> MakeVisitor<Writer<'a>> for BoundedFields {
+    type Visitor = BoundedVisitor<'a>;
+
+    fn make_visitor(&self, target: Writer<'a>) -> Self::Visitor {
+        BoundedVisitor(DefaultVisitor::new(target, true))
+    }
+}
+
+struct BoundedVisitor<'a>(DefaultVisitor<'a>);
+
+fn keep(field: &Field) -> usize {
+    if field.name() == "message" {
+        MESSAGE_CHARS
+    } else {
+        FIELD_CHARS
+    }
+}
+
+impl Visit for BoundedVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.record_str(field, &excerpt_of(value, keep(field)));
+    }
+
+    /// As the default format writes an error (`error err.sources=[a, b]`),
+    /// cut.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let mut text = value.to_string();
+        let mut sources = std::iter::successors(value.source(), |e| e.source()).peekable();
+        if sources.peek().is_some() {
+            let list: Vec<String> = sources.map(ToString::to_string).collect();
+            text = format!("{text} {}.sources=[{}]", field.name(), list.join(", "));
+        }
+        self.0
+            .record_debug(field, &DebugExcerpt(&format_args!("{text}"), keep(field)));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .record_debug(field, &DebugExcerpt(value, keep(field)));
+    }
+}
+
+impl VisitOutput<fmt::Result> for BoundedVisitor<'_> {
+    fn finish(self) -> fmt::Result {
+        self.0.finish()
+    }
+}
+
+impl VisitFmt for BoundedVisitor<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        self.0.writer()
+    }
 }
