@@ -12,7 +12,9 @@
 //! - [`child`]: services as child processes — start, wait for readiness,
 //!   stop with SIGTERM and a deadline — for `latency-lab up` and the tests.
 //! - [`cli`]: flags every service accepts.
+//! - [`allocator`]: jemalloc, which gives memory freed after a burst back.
 
+pub mod allocator;
 pub mod child;
 pub mod cli;
 pub mod error;

@@ -26,6 +26,7 @@ pub mod client;
 pub mod config;
 mod error;
 pub mod init;
+mod log_fields;
 pub mod logging;
 pub mod metrics;
 pub mod propagation;

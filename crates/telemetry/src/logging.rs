@@ -3,15 +3,11 @@
 //! Logs go to stderr so that stdout stays free for the one line a service
 //! prints when it is ready (tests and the all-in-one runner read it).
 
-use std::fmt;
 use std::str::FromStr;
 
-use tracing::field::{Field, Visit};
-use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
-use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::{registry::LookupSpan, EnvFilter, Layer};
 
-use crate::bounded_log::{excerpt_of, DebugExcerpt};
+use crate::log_fields::{BoundedFields, JsonSpanFields, JsonSpanFieldsLayer};
 
 /// The shape of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,7 +66,10 @@ where
             .compact()
             .with_filter(filter)
             .boxed(),
-        LogFormat::Json => json_layer().with_filter(filter).boxed(),
+        LogFormat::Json => JsonSpanFieldsLayer
+            .and_then(json_layer())
+            .with_filter(filter)
+            .boxed(),
     }
 }
 
@@ -92,8 +91,11 @@ where
         .with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime)
         .with_level("level")
         .with_target("target")
-        .with_event("fields")
-        .with_current_span("span");
+        .with_event("fields");
+    // The current span's fields, each cut as in human lines (the layer
+    // before this one records them): not `with_current_span`, which would
+    // print a client's 8 KB `User-Agent` whole.
+    layer.serialize_extension::<JsonSpanFields>("span");
     // One look-up of the current span's context per line, for both ids.
     layer.add_multiple_dynamic_fields(|_, _, writer| {
         if let Some((trace_id, span_id)) = crate::current_ids() {
@@ -102,71 +104,4 @@ where
         }
     });
     layer
-}
-
-/// How much of one field a human log line shows: a message is ours (it may
-/// quote a value), any other field may be a client's (the SERVER span's
-/// `url.query`, `user_agent.original`, printed with every line logged
-/// inside a request).
-const MESSAGE_CHARS: usize = 512;
-const FIELD_CHARS: usize = 128;
-
-/// The fmt layer's default field format, each value cut to
-/// [`FIELD_CHARS`] (a message to [`MESSAGE_CHARS`]) with its full length
-/// said: no client can make a line long. Span fields are formatted through
-/// it too.
-struct BoundedFields;
-
-impl<'a> MakeVisitor<Writer<'a>> for BoundedFields {
-    type Visitor = BoundedVisitor<'a>;
-
-    fn make_visitor(&self, target: Writer<'a>) -> Self::Visitor {
-        BoundedVisitor(DefaultVisitor::new(target, true))
-    }
-}
-
-struct BoundedVisitor<'a>(DefaultVisitor<'a>);
-
-fn keep(field: &Field) -> usize {
-    if field.name() == "message" {
-        MESSAGE_CHARS
-    } else {
-        FIELD_CHARS
-    }
-}
-
-impl Visit for BoundedVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.record_str(field, &excerpt_of(value, keep(field)));
-    }
-
-    /// As the default format writes an error (`error err.sources=[a, b]`),
-    /// cut.
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let mut text = value.to_string();
-        let mut sources = std::iter::successors(value.source(), |e| e.source()).peekable();
-        if sources.peek().is_some() {
-            let list: Vec<String> = sources.map(ToString::to_string).collect();
-            text = format!("{text} {}.sources=[{}]", field.name(), list.join(", "));
-        }
-        self.0
-            .record_debug(field, &DebugExcerpt(&format_args!("{text}"), keep(field)));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .record_debug(field, &DebugExcerpt(value, keep(field)));
-    }
-}
-
-impl VisitOutput<fmt::Result> for BoundedVisitor<'_> {
-    fn finish(self) -> fmt::Result {
-        self.0.finish()
-    }
-}
-
-impl VisitFmt for BoundedVisitor<'_> {
-    fn writer(&mut self) -> &mut dyn fmt::Write {
-        self.0.writer()
-    }
 }

@@ -35,7 +35,14 @@ async fn json_logs_carry_trace_and_span_ids() {
     });
     let url = child.url();
 
-    let response = reqwest::get(format!("{url}/user-profile/1")).await.unwrap();
+    // A 4 KB User-Agent: the SERVER span's fields come with the ERROR line,
+    // each cut short.
+    let response = reqwest::Client::new()
+        .get(format!("{url}/user-profile/1"))
+        .header("user-agent", "U".repeat(4000))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 502);
     let (trace_id, span_id) = traceresponse_ids(&response);
 
@@ -62,6 +69,14 @@ async fn json_logs_carry_trace_and_span_ids() {
             .contains("user-service"),
         "{error}"
     );
+    assert_eq!(error["span"]["name"], "HTTP request", "{error}");
+    assert_eq!(error["span"]["url.path"], "/user-profile/1", "{error}");
+    let agent = error["span"]["user_agent.original"].as_str().unwrap();
+    assert!(
+        agent.ends_with("…(4000 bytes)") && agent.len() < 200,
+        "{error}"
+    );
+    assert!(stderr.lines().all(|l| l.len() < 2048), "{stderr:.3000}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ mod mock_faults;
 mod percentiles;
 mod propagation;
 mod remedies;
+mod soak;
 mod trace_command;
 mod trace_shape;
 mod tracecontext;
