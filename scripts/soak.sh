@@ -159,6 +159,10 @@ if [ -z "$requests" ] || [ "$load_status" -ne 0 ]; then
 fi
 
 echo
+# The load's own report up to its histogram: pacing (asked and achieved
+# rate, requests sent late), answers, errors by kind, percentiles.
+sed -n '1,/^  latency /p' "$work/load.out"
+echo
 echo "soak summary: $DURATION at $RATE/s, $PROFILE build"
 echo "  requests  $requests"
 echo "  errors    $errors"
@@ -176,7 +180,6 @@ done
 if [ "$failed" -eq 0 ]; then
     echo "soak: OK (no errors; RSS within $MAX_GROWTH % of after warm-up)"
 else
-    [ "$errors" -eq 0 ] || sed -n '/^  errors/p' "$work/load.out"
     echo "soak: FAILED"
 fi
 exit "$failed"
