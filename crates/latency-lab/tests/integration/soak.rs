@@ -56,22 +56,28 @@ async fn a_short_soak_reports_errors_p99_and_memory() {
     .await;
     let text = text(&output);
     assert!(output.status.success(), "{text}");
-    assert!(text.contains("soak summary: 5s at 50/s"), "{text}");
+    // The load's own report comes first, then the summary.
+    assert!(text.contains("load: open loop, asked 50 /s"), "{text}");
+    let summary = text
+        .split_once("soak summary: 5s at 50/s")
+        .unwrap_or_else(|| panic!("no summary in {text}"))
+        .1;
     // 5 s at 50/s: about 250 requests, every one answered.
-    let requests: u64 = text
+    let requests: u64 = summary
         .lines()
         .find_map(|l| l.trim().strip_prefix("requests"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no request count in {text}"));
     assert!((200..=260).contains(&requests), "{requests}: {text}");
-    assert!(text.lines().any(|l| l.trim() == "errors    0"), "{text}");
+    assert!(summary.lines().any(|l| l.trim() == "errors    0"), "{text}");
     assert!(
-        text.lines()
+        summary
+            .lines()
             .any(|l| l.trim().starts_with("p99") && l.contains(" ms")),
         "{text}"
     );
     for service in ["profile-aggregator", "user-service", "order-service"] {
-        let row = text
+        let row = summary
             .lines()
             .find(|l| l.trim_start().starts_with(service) && !l.contains("kB"))
             .unwrap_or_else(|| panic!("no RSS row for {service}: {text}"));
