@@ -8,6 +8,11 @@ mod load;
 mod trace_cmd;
 mod up;
 
+/// jemalloc: gives memory freed after a burst back to the system
+/// (`service_kit::allocator` says why and what was measured).
+#[global_allocator]
+static ALLOCATOR: service_kit::allocator::Jemalloc = service_kit::allocator::Jemalloc;
+
 /// latency-lab: three traced HTTP services that show where request time goes.
 #[derive(Debug, Parser)]
 #[command(name = "latency-lab", version, propagate_version = true)]
@@ -61,6 +66,7 @@ impl Cli {
 /// status 1 (clap's own usage errors exit with 2).
 #[tokio::main]
 async fn main() -> ExitCode {
+    service_kit::allocator::return_freed_memory();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

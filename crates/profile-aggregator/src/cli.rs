@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use service_kit::cli::{parse_duration, CommonArgs};
 use service_kit::{ServeError, Service};
+use telemetry::PoolConfig;
 use url::Url;
 
 use crate::config::{parse_base_url, Dependency, TraceContextValidation};
@@ -55,6 +56,15 @@ pub struct Args {
         requires = "tracecontext_validation"
     )]
     pub tracecontext_validation_allow_remote: bool,
+    /// Idle keep-alive connections kept per dependency host: after a burst,
+    /// the connections beyond this close as their calls end.
+    #[arg(long, env = "AGGREGATOR_POOL_MAX_IDLE_PER_HOST", value_name = "N", default_value_t = PoolConfig::DEFAULT_MAX_IDLE_PER_HOST, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
+    pub pool_max_idle_per_host: usize,
+    /// Close an idle keep-alive connection to a dependency after this long
+    /// unused. From 1ms to 1m; keep it below the dependencies' own
+    /// keep-alive timeout, so the aggregator is the side that closes.
+    #[arg(long, env = "AGGREGATOR_POOL_IDLE_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_timeout)]
+    pub pool_idle_timeout: Duration,
     #[command(flatten)]
     pub common: CommonArgs,
     /// Boxed: the remedies' many flags would make this struct, and every
@@ -216,6 +226,10 @@ impl Args {
             },
             default_mode: self.mode,
             remedies: self.remedies.config(),
+            pool: PoolConfig {
+                max_idle_per_host: self.pool_max_idle_per_host,
+                idle_timeout: self.pool_idle_timeout,
+            },
             tracecontext_validation: match (
                 self.tracecontext_validation,
                 self.tracecontext_validation_allow_remote,
@@ -302,6 +316,30 @@ mod tests {
             &["--hedge-after", "soon"],
             &["--max-in-flight", "0"],
             &["--retry-jitter", "some"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn the_idle_pool_is_bounded_by_default_and_configurable() {
+        let config = parse(&[]).unwrap().config();
+        assert_eq!(config.pool, PoolConfig::default());
+        let config = parse(&[
+            "--pool-max-idle-per-host",
+            "0",
+            "--pool-idle-timeout",
+            "500ms",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(config.pool.max_idle_per_host, 0);
+        assert_eq!(config.pool.idle_timeout, Duration::from_millis(500));
+        for bad in [
+            &["--pool-max-idle-per-host", "-1"][..],
+            &["--pool-max-idle-per-host", "10001"],
+            &["--pool-idle-timeout", "0s"],
+            &["--pool-idle-timeout", "2m"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} must be refused");
         }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use telemetry::PoolConfig;
 use url::Url;
 
 use crate::resilience::RemedyConfig;
@@ -83,6 +84,8 @@ pub struct Config {
     /// The remedies' settings and what is on by default (nothing, unless
     /// flags say so).
     pub remedies: RemedyConfig,
+    /// The outgoing client's idle keep-alive pool (per dependency host).
+    pub pool: PoolConfig,
 }
 
 /// The W3C Trace Context validation endpoint (`POST /verify-tracecontext`,

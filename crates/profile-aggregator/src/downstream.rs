@@ -31,6 +31,41 @@ pub(crate) struct Timed<T> {
     pub elapsed: Duration,
 }
 
+/// How long each attempt of one call may take. The first gets what the
+/// bulkhead wait left of the call's timeout — the wait comes out of the
+/// same deadline, so a queued call still ends within its timeout instead of
+/// up to twice it; a retry (a new attempt after a failure) gets the whole
+/// timeout again, as without a bulkhead.
+#[derive(Debug, Clone, Copy)]
+struct AttemptTimeouts {
+    /// The call's timeout, as configured (and as error messages state it).
+    timeout: Duration,
+    /// What the first attempt (of each hedge leg) may take.
+    first: Duration,
+}
+
+impl AttemptTimeouts {
+    /// `waited` in the bulkhead before the first attempt; never below the
+    /// shortest timeout there is, so a permit granted at the last moment
+    /// still makes one (quickly failing) attempt rather than a zero timeout.
+    fn after_wait(timeout: Duration, waited: Duration) -> Self {
+        Self {
+            timeout,
+            first: timeout
+                .saturating_sub(waited)
+                .max(crate::resilience::MIN_DELAY),
+        }
+    }
+
+    fn for_attempt(&self, resends: u32) -> Duration {
+        if resends == 0 {
+            self.first
+        } else {
+            self.timeout
+        }
+    }
+}
+
 /// One dependency, with the state its remedies share across requests.
 pub(crate) struct Downstream {
     /// The dependency's service name, used in error messages and spans.
@@ -74,9 +109,9 @@ impl Downstream {
 
     /// `GET` the path made of `segments` (each percent-encoded, so an id can
     /// never change the path) and decode the JSON answer, with the
-    /// `remedies` the request switched on and `timeout` per attempt (and for
-    /// the bulkhead wait). `elapsed` covers everything: queueing, retries,
-    /// hedges.
+    /// `remedies` the request switched on and `timeout` per attempt, the
+    /// bulkhead wait included in the first one's. `elapsed` covers
+    /// everything: queueing, retries, hedges.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         segments: &[&str],
@@ -121,8 +156,10 @@ impl Downstream {
         } else {
             None
         };
-        // 3–5. Hedge → retry → attempt.
-        let result = self.hedged::<T>(&url, template, remedies, timeout).await;
+        // 3–5. Hedge → retry → attempt, the first attempt within what the
+        // bulkhead wait left of the timeout.
+        let timeouts = AttemptTimeouts::after_wait(timeout, started.elapsed());
+        let result = self.hedged::<T>(&url, template, remedies, timeouts).await;
         if let Some(permit) = admitted {
             permit.record(
                 result
@@ -156,15 +193,17 @@ impl Downstream {
         url: &Url,
         template: &'static str,
         remedies: &Switches,
-        timeout: Duration,
+        timeouts: AttemptTimeouts,
     ) -> Result<T, AggregatorError> {
         let retry = remedies.retry;
         let Some(delay) = self.hedge_delay(remedies.hedge_after) else {
-            return self.with_retries(url, template, retry, timeout, None).await;
+            return self
+                .with_retries(url, template, retry, timeouts, None)
+                .await;
         };
         let (first_leg, second_leg) = (Leg::primary(), Leg::hedge());
-        let primary = self.with_retries(url, template, retry, timeout, Some(&first_leg));
-        let hedge = self.with_retries(url, template, retry, timeout, Some(&second_leg));
+        let primary = self.with_retries(url, template, retry, timeouts, Some(&first_leg));
+        let hedge = self.with_retries(url, template, retry, timeouts, Some(&second_leg));
         tokio::pin!(primary, hedge);
 
         tokio::select! {
@@ -218,12 +257,12 @@ impl Downstream {
         url: &Url,
         template: &'static str,
         retry: bool,
-        timeout: Duration,
+        timeouts: AttemptTimeouts,
         leg: Option<&Leg>,
     ) -> Result<T, AggregatorError> {
         let mut resends = 0;
         loop {
-            let result = self.attempt(url, template, timeout, resends, leg).await;
+            let result = self.attempt(url, template, timeouts, resends, leg).await;
             if resends > 0 {
                 self.metrics.retry_attempt(result.is_ok());
             }
@@ -268,20 +307,23 @@ impl Downstream {
         );
     }
 
-    /// Step 5, one attempt: one CLIENT span, bounded by `timeout`.
+    /// Step 5, one attempt: one CLIENT span, bounded by its share of the
+    /// timeout ([`AttemptTimeouts`]).
     async fn attempt<T: DeserializeOwned>(
         &self,
         url: &Url,
         template: &'static str,
-        timeout: Duration,
+        timeouts: AttemptTimeouts,
         resends: u32,
         leg: Option<&Leg>,
     ) -> Result<T, AggregatorError> {
         let started = Instant::now();
+        // Errors state the call's timeout, which a queued call has used up.
+        let timeout = timeouts.timeout;
         let mut request = self
             .client
             .get(url.clone())
-            .timeout(timeout)
+            .timeout(timeouts.for_attempt(resends))
             .with_extension(UrlTemplate(template.into()))
             .with_extension(ResendCount(resends));
         if let Some(leg) = leg {
@@ -374,4 +416,94 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+    use std::sync::Arc;
+
+    use axum::routing::get;
+    use axum::Router;
+
+    use super::*;
+
+    /// A dependency that answers `{}` after `delay`.
+    async fn slow_dependency(delay: Duration) -> Url {
+        let router = Router::new().route(
+            "/users/{id}",
+            get(move || async move {
+                tokio::time::sleep(delay).await;
+                axum::Json(serde_json::json!({}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("http://{addr}").parse().unwrap()
+    }
+
+    /// The wait for a bulkhead permit comes out of the call's timeout: a call
+    /// queued behind one that holds the only permit for most of the timeout
+    /// gives up within about the timeout — it used to wait the whole
+    /// timeout and then attempt for another whole timeout.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_bulkhead_wait_comes_out_of_the_timeout() {
+        // The dependency takes 2/3 of the timeout: the first call fits, the
+        // queued one cannot wait for it and still get its answer in time.
+        let timeout = Duration::from_millis(900);
+        let answer_after = Duration::from_millis(600);
+        let remedies = RemedyConfig {
+            max_in_flight: NonZeroUsize::new(1),
+            ..RemedyConfig::default()
+        };
+        let dependency = Arc::new(Downstream::new(
+            "user-service",
+            slow_dependency(answer_after).await,
+            telemetry::traced_client().unwrap(),
+            &remedies,
+        ));
+        let switches = Switches {
+            bulkhead: true,
+            ..Switches::default()
+        };
+        let call = |dependency: Arc<Downstream>| async move {
+            let started = Instant::now();
+            let result = dependency
+                .get_json::<serde_json::Value>(&["users", "1"], "/users/{id}", &switches, timeout)
+                .await;
+            (result, started.elapsed())
+        };
+        let first = tokio::spawn(call(dependency.clone()));
+        // The first call holds the permit before the second asks for it.
+        while dependency.bulkhead.as_ref().unwrap().in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (queued, queued_took) = call(dependency.clone()).await;
+        let (first, _) = first.await.unwrap();
+        assert!(first.is_ok(), "the first call fits its timeout: {first:?}");
+        assert!(
+            matches!(
+                queued,
+                Err(AggregatorError::Timeout { timeout: t, .. }) if t == timeout
+            ) || matches!(queued, Err(AggregatorError::BulkheadFull { .. })),
+            "the queued call cannot get its answer in time: {queued:?}"
+        );
+        // Before: wait ≈ 600 ms, then an attempt of its own 900 ms that
+        // succeeds at ≈ 1.2 s. Now it ends at its deadline, well before.
+        assert!(
+            queued_took < timeout + answer_after / 2,
+            "the queued call took {queued_took:?}, timeout {timeout:?}"
+        );
+    }
+
+    #[test]
+    fn only_the_first_attempt_shares_its_timeout_with_the_wait() {
+        let timeout = Duration::from_secs(2);
+        let t = AttemptTimeouts::after_wait(timeout, Duration::from_millis(500));
+        assert_eq!(t.for_attempt(0), Duration::from_millis(1500));
+        assert_eq!(t.for_attempt(1), timeout);
+        let used_up = AttemptTimeouts::after_wait(timeout, Duration::from_secs(3));
+        assert_eq!(used_up.for_attempt(0), crate::resilience::MIN_DELAY);
+    }
 }

@@ -61,7 +61,7 @@ struct Inner {
 impl AppState {
     pub(crate) fn new(config: Config) -> Result<Self, AggregatorError> {
         // One client for both dependencies: one connection pool, reused.
-        let client = telemetry::traced_client()?;
+        let client = telemetry::traced_client_with_pool(config.pool)?;
         let defaults = RequestSettings::defaults(&config);
         let remedies = &config.remedies;
         Ok(Self(Arc::new(Inner {
@@ -281,6 +281,7 @@ mod tests {
             default_mode: Mode::Sequential,
             tracecontext_validation: TraceContextValidation::Off,
             remedies: Default::default(),
+            pool: Default::default(),
         };
         let listener = service_kit::startup::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await

@@ -135,6 +135,7 @@ async fn remedies_and_attempts_are_counted_per_dependency() {
         default_mode: Mode::Sequential,
         tracecontext_validation: TraceContextValidation::Off,
         remedies,
+        pool: Default::default(),
     })
     .unwrap();
     let aggregator = serve(router).await;

@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::Extensions;
 use opentelemetry::metrics::Histogram;
@@ -79,10 +79,54 @@ impl ClientSpanSlot {
     }
 }
 
-/// Builds the traced client. Connection pooling is reqwest's: one client per
-/// service, shared by every request, so keep-alive connections are reused.
+/// The client's idle keep-alive pool: how many idle connections it keeps
+/// per host, and for how long.
+///
+/// reqwest's own defaults keep every idle connection (no cap) for 90 s: after
+/// a burst of 1000 concurrent calls the aggregator held about 1000 sockets,
+/// and so did the service it had called. Bounded, a burst leaves at most
+/// `max_idle_per_host` connections behind, and those close after
+/// `idle_timeout` without use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Idle connections kept per host; 0 keeps none (a new connection per
+    /// call).
+    pub max_idle_per_host: usize,
+    /// An idle connection unused this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl PoolConfig {
+    /// Enough for the suite's steady loads to reuse their connections (300
+    /// requests a second at 200 ms keep about 60 busy per host), few enough
+    /// that a burst's leftovers are a handful of sockets.
+    pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 64;
+    /// Shorter than a server's usual keep-alive timeout, so the client, not
+    /// the server, is the one that closes an idle connection: a connection
+    /// the server closes just as the client reuses it fails that call.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_per_host: Self::DEFAULT_MAX_IDLE_PER_HOST,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Builds the traced client with the default [`PoolConfig`]. Connection
+/// pooling is reqwest's: one client per service, shared by every request,
+/// so keep-alive connections are reused.
 pub fn traced_client() -> Result<HttpClient, TelemetryError> {
     traced_client_with(|builder| builder)
+}
+
+/// [`traced_client`] with another idle pool (the aggregator's
+/// `--pool-max-idle-per-host` and `--pool-idle-timeout`).
+pub fn traced_client_with_pool(pool: PoolConfig) -> Result<HttpClient, TelemetryError> {
+    build(pool, |builder| builder)
 }
 
 /// [`traced_client`] with extra reqwest settings, for a caller that needs a
@@ -91,8 +135,18 @@ pub fn traced_client() -> Result<HttpClient, TelemetryError> {
 pub fn traced_client_with(
     configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
 ) -> Result<HttpClient, TelemetryError> {
+    build(PoolConfig::default(), configure)
+}
+
+fn build(
+    pool: PoolConfig,
+    configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+) -> Result<HttpClient, TelemetryError> {
     let client = configure(
-        reqwest::Client::builder().user_agent(concat!("latency-lab/", env!("CARGO_PKG_VERSION"))),
+        reqwest::Client::builder()
+            .user_agent(concat!("latency-lab/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(pool.max_idle_per_host)
+            .pool_idle_timeout(pool.idle_timeout),
     )
     .build()?;
     Ok(ClientBuilder::new(client)

@@ -23,11 +23,13 @@
 //! - [`shutdown`]: the guard that flushes spans and metrics on exit and the
 //!   signal future.
 
+pub mod bounded_log;
 pub mod client;
 pub mod config;
 mod error;
 pub mod export;
 pub mod init;
+mod log_fields;
 pub mod logging;
 pub mod metrics;
 pub mod propagation;
@@ -35,7 +37,9 @@ pub mod resource;
 pub mod server;
 pub mod shutdown;
 
-pub use client::{traced_client, traced_client_with, HttpClient};
+pub use client::{
+    traced_client, traced_client_with, traced_client_with_pool, HttpClient, PoolConfig,
+};
 pub use config::{
     MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, SpanExportConfig,
     TelemetryConfig, SPAN_SOURCE_VAR,

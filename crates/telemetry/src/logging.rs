@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use tracing_subscriber::{registry::LookupSpan, EnvFilter, Layer};
 
+use crate::log_fields::{BoundedFields, JsonSpanFields, JsonSpanFieldsLayer};
+
 /// The shape of log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -57,13 +59,17 @@ where
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     match format {
         LogFormat::Human => tracing_subscriber::fmt::layer()
+            .fmt_fields(BoundedFields)
             .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(use_colour())
             .compact()
             .with_filter(filter)
             .boxed(),
-        LogFormat::Json => json_layer().with_filter(filter).boxed(),
+        LogFormat::Json => JsonSpanFieldsLayer
+            .and_then(json_layer())
+            .with_filter(filter)
+            .boxed(),
     }
 }
 
@@ -85,8 +91,11 @@ where
         .with_timer("timestamp", tracing_subscriber::fmt::time::SystemTime)
         .with_level("level")
         .with_target("target")
-        .with_event("fields")
-        .with_current_span("span");
+        .with_event("fields");
+    // The current span's fields, each cut as in human lines (the layer
+    // before this one records them): not `with_current_span`, which would
+    // print a client's 8 KB `User-Agent` whole.
+    layer.serialize_extension::<JsonSpanFields>("span");
     // One look-up of the current span's context per line, for both ids.
     layer.add_multiple_dynamic_fields(|_, _, writer| {
         if let Some((trace_id, span_id)) = crate::current_ids() {

@@ -66,6 +66,12 @@ pub struct UpArgs {
     /// (for scripts and the docs' tests).
     #[arg(long, conflicts_with = "no_demo")]
     pub demo_only: bool,
+    /// Keep running but neither print nor save each new trace (the latency
+    /// table still comes at exit, with --stats-every and on SIGUSR1): for
+    /// long runs under load, such as scripts/soak.sh, where a waterfall per
+    /// request would be the busiest thing on the machine.
+    #[arg(long, conflicts_with = "demo_only")]
+    pub no_follow: bool,
     /// The requests sent at start-up, one per mode, in order.
     #[arg(long, value_delimiter = ',', default_value = "sequential,concurrent")]
     pub demo_modes: Vec<profile_aggregator::Mode>,

@@ -231,6 +231,13 @@ async fn session(
         return Ok(());
     }
     match receiver {
+        Some(r) if args.no_follow => {
+            println!("waiting for requests; traces are not printed (--no-follow; Ctrl-C stops)");
+            loop {
+                let when = stats_triggers.next().await;
+                stats::print(r, view, when);
+            }
+        }
         Some(r) => {
             println!("waiting for requests; each trace is printed when complete (Ctrl-C stops)");
             follow_new_traces(r, view, stats_triggers).await;

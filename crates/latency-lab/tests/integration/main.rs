@@ -21,6 +21,7 @@ mod percentiles;
 mod propagation;
 mod remedies;
 mod server_limits;
+mod soak;
 mod stop_order;
 mod trace_command;
 mod trace_shape;

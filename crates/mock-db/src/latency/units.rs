@@ -108,6 +108,30 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// The longest delay a message states exactly: the sampler never waits
+/// longer (a draw beyond it becomes this), so more is "more than 24h".
+const LONGEST_STATED: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A limit or a requested delay in a message, for a reader: `51.2s`,
+/// `250ms`, or `more than 24h` — a Pareto with a tiny shape has a median
+/// beyond any clock (`Duration::MAX` otherwise printed as 29 digits of
+/// nanoseconds).
+pub fn describe_duration(d: Duration) -> String {
+    let trimmed = |value: f64, unit: &str| {
+        let text = format!("{value:.3}");
+        format!("{}{unit}", text.trim_end_matches('0').trim_end_matches('.'))
+    };
+    if d > LONGEST_STATED {
+        "more than 24h".to_owned()
+    } else if d >= Duration::from_secs(1) {
+        trimmed(d.as_secs_f64(), "s")
+    } else if d >= Duration::from_millis(1) {
+        trimmed(d.as_secs_f64() * 1000.0, "ms")
+    } else {
+        format_duration(d)
+    }
+}
+
 /// A plain decimal: `0.01`, `1`, `1.5`. Rust's own float parser would also
 /// take `1e-3`, `inf` and `NaN`; none of them is a probability or a shape.
 pub fn parse_number(text: &str) -> Result<f64, UnitError> {
@@ -144,6 +168,21 @@ pub(crate) fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_described_for_a_reader() {
+        for (d, text) in [
+            (Duration::MAX, "more than 24h"),
+            (Duration::from_secs(24 * 3600 + 1), "more than 24h"),
+            (Duration::from_secs(24 * 3600), "86400s"),
+            (Duration::from_millis(51_200), "51.2s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_micros(250_500), "250.5ms"),
+            (Duration::from_micros(250), "250us"),
+        ] {
+            assert_eq!(describe_duration(d), text, "{d:?}");
+        }
+    }
 
     #[test]
     fn durations() {

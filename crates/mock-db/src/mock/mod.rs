@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::latency::units::format_duration;
+use crate::latency::units::{describe_duration, format_duration};
 use crate::latency::{Fault, FaultRates, LatencySpec, Probability, Sample, Sampler, SpecProblem};
 use crate::metrics::QueryMetrics;
 use crate::simulated::SimulatedQuery;
@@ -172,8 +172,8 @@ impl Mock {
         if settings.latency.nominal_max() > settings.max_delay {
             return Err(SettingsError::AboveMaxDelay {
                 spec,
-                asks: format_duration(settings.latency.nominal_max()),
-                max: format_duration(settings.max_delay),
+                asks: describe_duration(settings.latency.nominal_max()),
+                max: describe_duration(settings.max_delay),
             });
         }
         let sampler = Sampler::new(&settings.latency)
@@ -260,9 +260,9 @@ impl Mock {
                         format!(
                             "baggage {}={spec} asks for up to {}, above {}'s maximum delay of {} (--max-delay)",
                             inner.keys.latency,
-                            format_duration(spec.nominal_max()),
+                            describe_duration(spec.nominal_max()),
                             inner.name.service,
-                            format_duration(inner.max_delay),
+                            describe_duration(inner.max_delay),
                         ),
                     ));
                 }
@@ -537,6 +537,26 @@ mod tests {
             assert_eq!(err.status, StatusCode::BAD_REQUEST, "{asked}");
             assert_eq!(err.code, "delay_too_long", "{asked}");
             assert!(err.message.contains("maximum delay of 1s"), "{err}");
+        }
+        // A Pareto whose median is beyond any clock, and one merely long:
+        // both limits read as durations.
+        for (asked, asks) in [
+            (
+                "pareto(scale=50ms,shape=0.001)",
+                "asks for up to more than 24h,",
+            ),
+            ("pareto(scale=50ms,shape=0.1)", "asks for up to 51.2s,"),
+        ] {
+            let err = mock
+                .plan(overrides(&[("latency.orders", asked)]))
+                .unwrap_err();
+            assert_eq!(err.code, "delay_too_long", "{asked}");
+            assert!(
+                err.message.contains(asks)
+                    && err.message.ends_with("maximum delay of 1s (--max-delay)"),
+                "{err}"
+            );
+            assert!(err.message.len() < 200, "{err}");
         }
         // P(X > 1s) = (10ms / 1s)^0.5 = 10 %: some of 500 draws are cut.
         let plans: Vec<Plan> = (0..500)

@@ -9,7 +9,10 @@
 //! own, `bulkhead.wait`, with how many calls were in flight when it began.
 //!
 //! The wait is bounded by the call's timeout: a call that cannot even start
-//! in time fails (503 `bulkhead_full`) instead of queueing forever.
+//! in time fails (503 `bulkhead_full`) instead of queueing forever. And it
+//! comes out of that timeout: the call's first attempt gets only what the
+//! wait left (`downstream`), so a queued call ends within its timeout, not
+//! up to twice it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -34,7 +34,8 @@
 //!   about a *failed* one. A hedge costs a token of the retry budget, as a
 //!   retry does: it is extra load of the same kind.
 //! - **Timeout innermost**: it bounds one attempt, so a timed-out attempt
-//!   is a failure the retry can act on (and caps the bulkhead wait).
+//!   is a failure the retry can act on (and caps the bulkhead wait, which
+//!   the first attempt's timeout then pays for).
 //! - **Fallback** sits above all of this, in the profile handler: it
 //!   decides what the *request* answers once the orders call has failed
 //!   with everything else already tried.

@@ -15,12 +15,15 @@
 //! - [`W3cTraceContextPropagator`]: the two together, and what the SDK
 //!   cannot carry from the incoming request to the outgoing calls;
 //! - [`HeaderLines`]: a header carrier that shows the propagator every line;
-//! - [`response`]: the response side, `traceresponse`, through its own seam.
+//! - [`response`]: the response side, `traceresponse`, through its own seam;
+//! - [`BoundedBaggagePropagator`]: the SDK's Baggage, screened so a
+//!   malformed header is logged short and rarely.
 //!
 //! Every entry point below goes through the installed propagators, so the
 //! SERVER middleware, the traced client and tests all see the same rules —
 //! on the way in, on the way out and in the answer.
 
+mod baggage;
 mod carrier;
 mod incoming;
 mod propagator;
@@ -28,11 +31,10 @@ pub mod response;
 pub mod traceparent;
 pub mod tracestate;
 
+pub use baggage::BoundedBaggagePropagator;
+pub use carrier::HeaderLines;
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::Context;
-use opentelemetry_sdk::propagation::BaggagePropagator;
-
-pub use carrier::HeaderLines;
 pub use propagator::W3cTraceContextPropagator;
 pub use response::{ResponsePropagator, TRACERESPONSE};
 
@@ -50,7 +52,7 @@ pub fn install_with(trace_context: W3cTraceContextPropagator) {
     response::set_response_propagator(trace_context.clone());
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(trace_context),
-        Box::new(BaggagePropagator::new()),
+        Box::new(BoundedBaggagePropagator::new()),
     ]));
 }
 
