@@ -14,10 +14,12 @@
 //! - [`child`]: services as child processes — start, wait for readiness,
 //!   stop with SIGTERM and a deadline — for `latency-lab up` and the tests.
 //! - [`cli`]: flags every service accepts.
-//! - [`allocator`]: jemalloc, which gives memory freed after a burst back.
+//! - `allocator` (feature `jemalloc`, on in the crates with a service
+//!   binary): jemalloc, which gives memory freed after a burst back.
 //! - [`signals`]: the signals that stop a service (Ctrl-C left to a parent
 //!   that stops its children in order).
 
+#[cfg(feature = "jemalloc")]
 pub mod allocator;
 pub mod child;
 pub mod cli;
