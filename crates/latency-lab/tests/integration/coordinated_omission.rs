@@ -97,8 +97,9 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
     assert!(order_span(path, &closed.slowest, "db.query") >= ms(200));
     assert!(order_span(path, &closed.slowest, "db.pool.wait") < ms(5));
 
-    // The open loop: p90 more than five times the closed loop's, p50 and
-    // p99 higher.
+    // The open loop: p90 more than five times the closed loop's, p50
+    // higher. (Not the p99: both loops' p99 is a spike, so which is higher
+    // depends on whether spikes came in a row; the lesson says so.)
     assert!(
         open.p90 > closed.p90 * 5,
         "{:?} vs {:?}",
@@ -106,7 +107,6 @@ async fn lesson_9_the_open_loop_sees_the_queue_the_closed_loop_hides() {
         closed.p90
     );
     assert!(open.p50 > closed.p50, "{:?} vs {:?}", open.p50, closed.p50);
-    assert!(open.p99 > closed.p99, "{:?} vs {:?}", open.p99, closed.p99);
     // Only 5 % of queries spike, yet over 10 % of requests took 50 ms or
     // more: the rest of them queued for the connection. (The slowest one
     // may be a spike itself, so no claim is made about which it is.)
