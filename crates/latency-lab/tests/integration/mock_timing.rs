@@ -16,6 +16,9 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
 use otlp_receiver::{CollectedSpan, ReceiverConfig, RunningReceiver, SpanKind};
 
 use crate::common::{otel_env, Options, ServiceProcess, WAIT};
@@ -29,7 +32,7 @@ const CLIENT_TARGET: Duration = Duration::from_millis(1);
 struct Overshoot {
     /// The mock's `db.query` spans.
     span: Duration,
-    /// Its answers, timed by this test's client.
+    /// Its answers, timed by a client on one kept-alive connection.
     client: Duration,
     /// A Tokio sleep of the same length in this test, between the requests.
     tokio_sleep: Duration,
@@ -43,8 +46,9 @@ impl Overshoot {
 
 struct TimedMock {
     receiver: RunningReceiver,
-    users: ServiceProcess,
-    client: reqwest::Client,
+    /// Held, not read: dropping it stops the service.
+    _users: ServiceProcess,
+    client: RawClient,
     delay: Duration,
 }
 
@@ -56,29 +60,16 @@ impl TimedMock {
         let latency = format!("{}ms", delay.as_millis());
         let env = otel_env(&receiver, &Options::default());
         let users = ServiceProcess::start("user-service", &["--latency", &latency], &env).await;
-        let mock = Self {
+        let client = RawClient::connect(&users.url).await;
+        let mut mock = Self {
             receiver,
-            users,
-            client: reqwest::Client::new(),
+            _users: users,
+            client,
             delay,
         };
-        // The connection is opened (and the service's lazy set-up done)
-        // before anything is timed.
-        mock.get().await;
+        // The service's lazy set-up is done before anything is timed.
+        mock.client.get("/users/42").await;
         mock
-    }
-
-    async fn get(&self) -> Duration {
-        let started = Instant::now();
-        let response = self
-            .client
-            .get(format!("{}/users/42", self.users.url))
-            .send()
-            .await
-            .expect("the mock answers");
-        assert_eq!(response.status(), 200);
-        response.bytes().await.expect("the whole answer");
-        started.elapsed()
     }
 
     fn db_spans(&self) -> Vec<CollectedSpan> {
@@ -93,12 +84,12 @@ impl TimedMock {
     /// `n` requests one at a time, each started `every` after the previous
     /// one (a fixed low rate, no queueing), and the medians of their
     /// excess over the delay: the client's and their `db.query` spans'.
-    async fn round(&self, n: usize, every: Duration) -> Overshoot {
+    async fn round(&mut self, n: usize, every: Duration) -> Overshoot {
         let before = self.db_spans().len();
         let (mut client, mut tokio_sleep) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for _ in 0..n {
             let next = Instant::now() + every;
-            let took = self.get().await;
+            let took = self.client.get("/users/42").await;
             assert!(took >= self.delay, "answered in {took:?}");
             client.push(took - self.delay);
             let deadline = Instant::now() + self.delay;
@@ -138,7 +129,7 @@ impl TimedMock {
     }
 
     /// Up to `rounds` rounds; the first on target, or all of them.
-    async fn rounds(&self, rounds: usize, n: usize, every: Duration) -> Vec<Overshoot> {
+    async fn rounds(&mut self, rounds: usize, n: usize, every: Duration) -> Vec<Overshoot> {
         let mut seen = Vec::new();
         for _ in 0..rounds {
             let round = self.round(n, every).await;
@@ -155,6 +146,62 @@ impl TimedMock {
     }
 }
 
+/// One kept-alive HTTP/1.1 connection, spoken by hand: what is timed is
+/// the mock's answer, not a debug build of a client library (reqwest's
+/// stack adds 1–2 ms of its own on a loaded 2-core machine).
+struct RawClient {
+    connection: BufReader<TcpStream>,
+    host: String,
+}
+
+impl RawClient {
+    async fn connect(url: &str) -> Self {
+        let host = url.trim_start_matches("http://").to_owned();
+        let stream = TcpStream::connect(&host)
+            .await
+            .expect("connect to the mock");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        Self {
+            connection: BufReader::new(stream),
+            host,
+        }
+    }
+
+    /// `GET path`, a 200 read to the end of its body; how long it took.
+    async fn get(&mut self, path: &str) -> Duration {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        let started = Instant::now();
+        self.connection
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the request");
+        let mut line = String::new();
+        self.connection.read_line(&mut line).await.expect("status");
+        assert!(line.starts_with("HTTP/1.1 200 "), "{line:?}");
+        let mut length = None;
+        loop {
+            line.clear();
+            self.connection.read_line(&mut line).await.expect("header");
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut body = vec![0; length.expect("a content-length")];
+        self.connection
+            .read_exact(&mut body)
+            .await
+            .expect("the whole answer");
+        started.elapsed()
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -162,7 +209,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mocks_query_overshoots_its_delay_less_than_a_tokio_sleep() {
-    let mock = TimedMock::start(Duration::from_millis(20)).await;
+    let mut mock = TimedMock::start(Duration::from_millis(20)).await;
     let round = mock.round(41, Duration::from_millis(50)).await;
     eprintln!("20 ms mock, p50 over the delay: {round:?}");
     assert!(
@@ -178,7 +225,7 @@ async fn a_mock_answers_on_time_at_p50() {
     let mut missed = Vec::new();
     for ms in [20, 100, 200] {
         let delay = Duration::from_millis(ms);
-        let mock = TimedMock::start(delay).await;
+        let mut mock = TimedMock::start(delay).await;
         let every = Duration::from_millis(200).max(delay + Duration::from_millis(20));
         let seen = mock.rounds(3, 41, every).await;
         if !seen.iter().any(Overshoot::on_target) {
