@@ -10,6 +10,8 @@
 //!   sampling, fault rates.
 //! - [`mock`]: what a mock does per request — baggage overrides, limits, the
 //!   connection pool, injected faults.
+//! - [`timer`]: the query's wait, precise to the kernel's timer slack
+//!   rather than Tokio's millisecond.
 //! - [`metrics`]: `db.client.operation.duration` and the pool's
 //!   `db.client.connection.*`, per the database semantic conventions.
 
@@ -17,3 +19,4 @@ pub mod latency;
 pub mod metrics;
 pub mod mock;
 pub mod simulated;
+pub mod timer;

@@ -17,6 +17,7 @@ mod load;
 mod logs;
 mod metrics_e2e;
 mod mock_faults;
+mod mock_timing;
 mod percentiles;
 mod propagation;
 mod remedies;

@@ -50,6 +50,7 @@ use crate::latency::units::{describe_duration, format_duration};
 use crate::latency::{Fault, FaultRates, LatencySpec, Probability, Sample, Sampler, SpecProblem};
 use crate::metrics::QueryMetrics;
 use crate::simulated::SimulatedQuery;
+use crate::timer;
 use service_kit::ApiError;
 
 pub use overrides::{OverrideError, OverrideKeys, Overrides};
@@ -224,18 +225,23 @@ impl Mock {
         };
 
         let span = query.span();
+        // The wait ends at an absolute deadline counted from here, as the
+        // span's own clock starts: the work below is part of the delay.
+        let started = Instant::now();
         plan.record(&span);
         // If the server drops this future (the client hung up), say so on
         // the span and in the metrics: otherwise a query cut short looks
         // like a fast one.
-        let started = Instant::now();
         let abandoned = Abandoned(Some(AbandonedQuery {
             span: span.clone(),
             query,
             started,
             metrics: self.query_metrics().clone(),
         }));
-        let outcome = self.execute(&plan, &span).instrument(span.clone()).await;
+        let outcome = self
+            .execute(&plan, started, &span)
+            .instrument(span.clone())
+            .await;
         abandoned.disarm();
         let error_type = outcome.as_ref().err().map(|e| e.code);
         self.query_metrics()
@@ -313,16 +319,23 @@ impl Mock {
         })
     }
 
-    /// The `db.query` span's body.
-    async fn execute(&self, plan: &Plan, span: &tracing::Span) -> Result<(), ApiError> {
+    /// The `db.query` span's body; the delay counts from `started`, on the
+    /// precise [`timer`](crate::timer) (Tokio's would add 1–2 ms).
+    async fn execute(
+        &self,
+        plan: &Plan,
+        started: Instant,
+        span: &tracing::Span,
+    ) -> Result<(), ApiError> {
         let service = self.inner.name.service;
+        let deadline = started + plan.delay;
         match plan.fault {
             Fault::None => {
-                tokio::time::sleep(plan.delay).await;
+                timer::sleep_until(deadline).await;
                 Ok(())
             }
             Fault::Error => {
-                tokio::time::sleep(plan.delay).await;
+                timer::sleep_until(deadline).await;
                 mark_error(span);
                 tracing::warn!(cause = %plan.fault_cause, "injected failure");
                 Err(ApiError::new(
