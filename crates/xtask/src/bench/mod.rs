@@ -1,0 +1,227 @@
+//! `cargo xtask bench`: what observing costs — tracing on against the SDK
+//! disabled, sampling off and metrics off — measured from outside on the
+//! real binaries.
+//!
+//! An xtask rather than `cargo bench`: the benchmark orchestrates processes
+//! (the three services, a load generator per run, an OTLP receiver) and
+//! reads the kernel's per-process CPU accounting from `/proc`, while
+//! `cargo bench` runs functions in its own process. A shell script could
+//! start the processes, but the medians, ratios and verdicts are clearer
+//! in Rust, and a test can call [`run`] directly.
+//!
+//! Each round runs every configuration once, in the same order
+//! (interleaved, so slow drift on a shared machine hits them alike); each
+//! configuration gets a fresh suite, a warm-up, a fixed-rate run (open
+//! loop) and a saturating run (closed loop), then the suite is stopped so
+//! every span is flushed and counted. The report gives medians across
+//! rounds, and medians of the per-round ratios, never one round's numbers.
+
+pub mod args;
+pub mod configs;
+pub mod cpu;
+pub mod load;
+pub mod report;
+pub mod suite;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use otlp_receiver::{CollectedSpan, SpanKind, SpanStore};
+
+pub use args::BenchArgs;
+use configs::Config;
+use load::Pacing;
+use report::{Measurement, Report, SpanCount};
+
+/// Builds latency-lab (or takes `--lab`), runs the benchmark, and returns
+/// the printed report. Progress goes to stderr.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
+    let args = args.effective();
+    let lab = match &args.lab {
+        Some(lab) => lab.clone(),
+        None => build_lab(args.release)?,
+    };
+    let ticks = cpu::ticks_per_second();
+    let receiver = suite::receiver().await?;
+    let endpoint = receiver.grpc_endpoint();
+    let work = tempfile::tempdir().context("cannot create a scratch folder")?;
+
+    let spans_per_request =
+        calibrate(&lab, &endpoint, receiver.store(), &args, work.path()).await?;
+    eprintln!("bench: {spans_per_request} spans per request with tracing on");
+
+    let mut report = Report::new(&args, &lab, spans_per_request);
+    for round in 1..=args.rounds {
+        for (index, config) in configs::ALL.iter().enumerate() {
+            eprintln!("bench: round {round}/{}: {}", args.rounds, config.name);
+            let dir = work.path().join(format!("r{round}-c{index}"));
+            let (runs, spans) = session(
+                &lab,
+                config,
+                &endpoint,
+                receiver.store(),
+                &args,
+                ticks,
+                spans_per_request,
+                &dir,
+            )
+            .await
+            .with_context(|| format!("round {round}, {}", config.name))?;
+            for measurement in runs {
+                report.measurements.push((round, index, measurement));
+            }
+            report.spans.push((round, index, spans));
+        }
+    }
+    receiver.shutdown().await;
+    Ok(report)
+}
+
+/// `cargo build -p latency-lab`; the binary's path.
+fn build_lab(release: bool) -> anyhow::Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root).args(["build", "-p", "latency-lab"]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().context("cannot run cargo")?;
+    anyhow::ensure!(status.success(), "cargo build -p latency-lab failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("latency-lab"))
+}
+
+/// Spans one request produces with tracing on: a few requests, then the
+/// suite is stopped (everything flushed) and the spans counted.
+async fn calibrate(
+    lab: &Path,
+    endpoint: &str,
+    store: &SpanStore,
+    args: &BenchArgs,
+    work: &Path,
+) -> anyhow::Result<u64> {
+    store.clear();
+    let suite = suite::Suite::start(lab, &configs::TRACING_ON, endpoint, args.mock_latency).await?;
+    let summary = load::run(
+        lab,
+        &target_url(&suite.aggregator_url),
+        Pacing::Fixed(10),
+        Duration::from_millis(500),
+        &work.join("calibration"),
+    )
+    .await?;
+    suite.stop().await?;
+    let spans = store.spans().len() as u64;
+    store.clear();
+    anyhow::ensure!(
+        summary.requests > 0 && spans.is_multiple_of(summary.requests),
+        "calibration: {spans} spans for {} requests is not a whole number per request",
+        summary.requests
+    );
+    Ok(spans / summary.requests)
+}
+
+fn target_url(aggregator: &str) -> String {
+    format!("{aggregator}/user-profile/42?mode=concurrent")
+}
+
+/// One configuration in one round: a fresh suite, warm-up, the fixed-rate
+/// and the saturating run, stop, count the spans.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    lab: &Path,
+    config: &Config,
+    endpoint: &str,
+    store: &SpanStore,
+    args: &BenchArgs,
+    ticks: u64,
+    spans_per_request: u64,
+    dir: &Path,
+) -> anyhow::Result<(Vec<Measurement>, SpanCount)> {
+    store.clear();
+    let suite = suite::Suite::start(lab, config, endpoint, args.mock_latency).await?;
+    let url = target_url(&suite.aggregator_url);
+    let warmup = load::run(
+        lab,
+        &url,
+        Pacing::Fixed(args.rate),
+        args.warmup,
+        &dir.join("warmup"),
+    )
+    .await?;
+    let mut answered = warmup.requests - warmup.variants.iter().map(|v| v.errors).sum::<u64>();
+    let mut runs = Vec::new();
+    for pacing in [
+        Pacing::Fixed(args.rate),
+        Pacing::Saturating(args.concurrency),
+    ] {
+        let out = dir.join(match pacing {
+            Pacing::Fixed(_) => "fixed",
+            Pacing::Saturating(_) => "saturating",
+        });
+        let cpu_before = cpu::process_cpu(suite.aggregator_pid, ticks)?;
+        let load_before = cpu::waited_children_cpu(ticks)?;
+        let started = std::time::Instant::now();
+        let summary = load::run(lab, &url, pacing, args.duration, &out).await?;
+        let wall = started.elapsed();
+        let cpu_after = cpu::process_cpu(suite.aggregator_pid, ticks)?;
+        let load_after = cpu::waited_children_cpu(ticks)?;
+        let errors = summary.errors();
+        let completed = summary.requests - errors;
+        answered += completed;
+        anyhow::ensure!(completed > 0, "no request completed");
+        let latency = summary.latency()?;
+        let deps = args.mock_latency.as_micros() as f64;
+        runs.push(Measurement {
+            pacing,
+            completed,
+            errors,
+            achieved_per_s: summary.achieved_per_s,
+            cpu_per_request_us: (cpu_after - cpu_before).as_secs_f64() * 1e6 / completed as f64,
+            load_cpu_share: (load_after - load_before).as_secs_f64() / wall.as_secs_f64(),
+            p50_over_ms: (latency.p50 as f64 - deps) / 1000.0,
+            p99_over_ms: (latency.p99 as f64 - deps) / 1000.0,
+            p99_9_over_ms: (latency.p99_9 as f64 - deps) / 1000.0,
+            p99_9_ms: latency.p99_9 as f64 / 1000.0,
+        });
+    }
+    suite.stop().await?;
+    let spans = store.spans();
+    store.clear();
+    let count = SpanCount {
+        received: spans.len() as u64,
+        expected: if config.exports_spans {
+            spans_per_request * answered
+        } else {
+            0
+        },
+        db_query_p50_over_ms: p50_over(&spans, args.mock_latency, |s| {
+            s.name.starts_with("db.query")
+        }),
+        client_p50_over_ms: p50_over(&spans, args.mock_latency, |s| {
+            s.kind == SpanKind::Client && s.service_name == "profile-aggregator"
+        }),
+    };
+    Ok((runs, count))
+}
+
+/// The p50 duration of the spans `which` picks, minus the mocks'
+/// configured latency (ms).
+fn p50_over(
+    spans: &[CollectedSpan],
+    configured: Duration,
+    which: impl Fn(&CollectedSpan) -> bool,
+) -> Option<f64> {
+    let mut durations: Vec<f64> = spans
+        .iter()
+        .filter(|s| which(s))
+        .map(|s| s.duration().as_secs_f64() * 1000.0)
+        .collect();
+    report::median(&mut durations).map(|p50| p50 - configured.as_secs_f64() * 1000.0)
+}
