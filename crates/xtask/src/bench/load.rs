@@ -28,6 +28,8 @@ pub struct Summary {
 #[derive(Debug, Clone, Deserialize)]
 pub struct VariantSummary {
     pub errors: u64,
+    /// Answers by HTTP status (JSON object keys are the status codes).
+    pub statuses: std::collections::BTreeMap<String, u64>,
     pub latency_us: Option<Percentiles>,
 }
 
@@ -42,6 +44,12 @@ pub struct Percentiles {
 impl Summary {
     pub fn errors(&self) -> u64 {
         self.variants.iter().map(|v| v.errors).sum()
+    }
+
+    /// Requests that got an HTTP answer, whatever its status: each reached
+    /// the aggregator and made its spans.
+    pub fn answered(&self) -> u64 {
+        self.variants.iter().flat_map(|v| v.statuses.values()).sum()
     }
 
     pub fn latency(&self) -> anyhow::Result<Percentiles> {

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use otlp_receiver::{CollectedSpan, SpanKind, SpanStore};
+use otlp_receiver::{CollectedSpan, MetricStore, RunningReceiver, SpanKind, SpanStore};
 
 pub use args::BenchArgs;
 use configs::Config;
@@ -60,7 +60,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
                 &lab,
                 config,
                 &endpoint,
-                receiver.store(),
+                &receiver,
                 &args,
                 ticks,
                 spans_per_request,
@@ -138,13 +138,15 @@ async fn session(
     lab: &Path,
     config: &Config,
     endpoint: &str,
-    store: &SpanStore,
+    receiver: &RunningReceiver,
     args: &BenchArgs,
     ticks: u64,
     spans_per_request: u64,
     dir: &Path,
 ) -> anyhow::Result<(Vec<Measurement>, SpanCount)> {
+    let store = receiver.store();
     store.clear();
+    receiver.metrics().clear();
     let suite = suite::Suite::start(lab, config, endpoint, args.mock_latency).await?;
     let url = target_url(&suite.aggregator_url);
     let warmup = load::run(
@@ -155,7 +157,7 @@ async fn session(
         &dir.join("warmup"),
     )
     .await?;
-    let mut answered = warmup.requests - warmup.variants.iter().map(|v| v.errors).sum::<u64>();
+    let mut answered = warmup.answered();
     let mut runs = Vec::new();
     for pacing in [
         Pacing::Fixed(args.rate),
@@ -174,7 +176,7 @@ async fn session(
         let load_after = cpu::waited_children_cpu(ticks)?;
         let errors = summary.errors();
         let completed = summary.requests - errors;
-        answered += completed;
+        answered += summary.answered();
         anyhow::ensure!(completed > 0, "no request completed");
         let latency = summary.latency()?;
         let deps = args.mock_latency.as_micros() as f64;
@@ -194,8 +196,11 @@ async fn session(
     suite.stop().await?;
     let spans = store.spans();
     store.clear();
+    let (sent, dropped) = exported_by_services(receiver.metrics());
     let count = SpanCount {
         received: spans.len() as u64,
+        sent,
+        dropped,
         expected: if config.exports_spans {
             spans_per_request * answered
         } else {
@@ -224,4 +229,25 @@ fn p50_over(
         .map(|s| s.duration().as_secs_f64() * 1000.0)
         .collect();
     report::median(&mut durations).map(|p50| p50 - configured.as_secs_f64() * 1000.0)
+}
+
+/// What the services themselves say they exported and dropped, from their
+/// `otel.sdk.processor.span.processed` counters (final values: the services
+/// flush their spans, then their metrics, on SIGTERM); `None` when no
+/// service exported metrics.
+fn exported_by_services(metrics: &MetricStore) -> (Option<u64>, Option<u64>) {
+    let points = metrics.sums("otel.sdk.processor.span.processed");
+    if points.is_empty() {
+        return (None, None);
+    }
+    let (mut sent, mut dropped) = (0, 0);
+    for point in points {
+        let value = point.value.as_f64() as u64;
+        if point.origin.attr("error.type").is_some() {
+            dropped += value;
+        } else {
+            sent += value;
+        }
+    }
+    (Some(sent), Some(dropped))
 }

@@ -33,7 +33,13 @@ pub struct Measurement {
 pub struct SpanCount {
     /// Arrived at the benchmark's OTLP receiver.
     pub received: u64,
-    /// Spans per request (calibrated with tracing on) × answered requests;
+    /// Exported, by the services' own count (`otel.sdk.processor.span.processed`
+    /// without `error.type`); `None` when their metrics are off.
+    pub sent: Option<u64>,
+    /// Dropped, by the same count (with `error.type`).
+    pub dropped: Option<u64>,
+    /// Spans per request (calibrated with tracing on) × requests that got
+    /// an HTTP answer (an error answer may make fewer spans);
     /// 0 when the configuration exports none.
     pub expected: u64,
     /// The mocks' `db.query` spans at p50 minus the configured latency.
@@ -123,11 +129,17 @@ impl Report {
         median(&mut ratios)
     }
 
-    /// Every session that should have exported its spans got all of them.
+    /// Every session that should have exported its spans got all of them:
+    /// as many as the services say they sent, none dropped; where their
+    /// metrics are off, as many as the answered requests make.
     pub fn spans_complete(&self) -> bool {
-        self.spans
-            .iter()
-            .all(|(_, config, s)| !configs::ALL[*config].exports_spans || s.received == s.expected)
+        self.spans.iter().all(|(_, config, s)| {
+            !configs::ALL[*config].exports_spans
+                || match (s.sent, s.dropped) {
+                    (Some(sent), Some(dropped)) => sent == s.received && dropped == 0,
+                    _ => s.received == s.expected,
+                }
+        })
     }
 }
 
@@ -187,7 +199,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  {:<14} {:<11} {:>9} {:>12} {:>9} {:>9} {:>10} {:>7} {:>10} {:>17}",
+            "  {:<14} {:<11} {:>9} {:>12} {:>9} {:>9} {:>10} {:>7} {:>10} {:>22}",
             "config",
             "load",
             "req/s",
@@ -200,18 +212,26 @@ impl fmt::Display for Report {
             "spans recv/exp"
         )?;
         for (c, config) in configs::ALL.iter().enumerate() {
-            let (received, expected) = self
+            let sessions: Vec<&SpanCount> = self
                 .spans
                 .iter()
                 .filter(|(_, i, _)| *i == c)
-                .fold((0, 0), |(r, e), (_, _, s)| (r + s.received, e + s.expected));
+                .map(|(_, _, s)| s)
+                .collect();
+            let received: u64 = sessions.iter().map(|s| s.received).sum();
+            let expected: u64 = sessions.iter().map(|s| s.expected).sum();
+            let sent = sessions
+                .iter()
+                .map(|s| s.sent)
+                .sum::<Option<u64>>()
+                .map_or_else(|| "-".to_owned(), |n| n.to_string());
             for fixed in [true, false] {
                 let m =
                     |v: fn(&Measurement) -> f64| self.median_of(c, fixed, v).unwrap_or(f64::NAN);
                 let errors: u64 = self.runs(c, fixed).map(|(_, m)| m.errors).sum();
                 writeln!(
                     f,
-                    "  {:<14} {:<11} {:>9.0} {:>9.0} µs {:>6.2} ms {:>6.2} ms {:>7.2} ms {:>7} {:>7.0} % {:>17}",
+                    "  {:<14} {:<11} {:>9.0} {:>9.0} µs {:>6.2} ms {:>6.2} ms {:>7.2} ms {:>7} {:>7.0} % {:>22}",
                     config.name,
                     if fixed { "fixed" } else { "saturating" },
                     m(|m| m.achieved_per_s),
@@ -221,15 +241,16 @@ impl fmt::Display for Report {
                     m(|m| m.p99_9_over_ms),
                     errors,
                     m(|m| m.load_cpu_share * 100.0),
-                    if fixed { format!("{received}/{expected}") } else { String::new() },
+                    if fixed { format!("{sent}/{received}/{expected}") } else { String::new() },
                 )?;
             }
         }
         writeln!(
             f,
             "  (agg CPU/req: the aggregator's utime+stime, all threads, per completed request; \
-             load CPU: the load generator's own, % of one core; spans per session incl. warm-up, \
-             expected = {} per request × answered requests)",
+             load CPU: the load generator's own, % of one core; spans: all sessions incl. warm-up, \
+             sent = the services' own otel.sdk.processor.span.processed count (- when metrics are off), \
+             recv = arrived at the receiver, exp = {} per request × answered requests)",
             self.spans_per_request
         )?;
         writeln!(f)?;
@@ -304,14 +325,20 @@ impl fmt::Display for Report {
             verdict(tail_fixed.map(|r| (r - 1.0).abs() < TAIL_BUDGET)),
             ratio_text(tail_fixed)
         )?;
-        let (received, expected) = self
-            .spans
-            .iter()
-            .filter(|(_, c, _)| configs::ALL[*c].exports_spans)
-            .fold((0, 0), |(r, e), (_, _, s)| (r + s.received, e + s.expected));
+        let exporting = || {
+            self.spans
+                .iter()
+                .filter(|(_, c, _)| configs::ALL[*c].exports_spans)
+                .map(|(_, _, s)| s)
+        };
+        let received: u64 = exporting().map(|s| s.received).sum();
+        let expected: u64 = exporting().map(|s| s.expected).sum();
+        let sent: u64 = exporting().filter_map(|s| s.sent).sum();
+        let dropped: u64 = exporting().filter_map(|s| s.dropped).sum();
         writeln!(
             f,
-            "  {}  spans sent = received (received by the receiver vs {} per request × answered requests: {received}/{expected})",
+            "  {}  spans sent = received (tracing on and metrics off: received {received}; sent {sent} and dropped {dropped} \
+             by the services' own count where their metrics are on, else expected {expected} = {} per answered request)",
             verdict(Some(self.spans_complete())),
             self.spans_per_request
         )?;
