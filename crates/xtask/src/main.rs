@@ -52,7 +52,20 @@ fn main() -> ExitCode {
 }
 
 /// Runs the benchmark on a runtime of its own and prints the report.
+///
+/// With `--release` from a debug `cargo xtask`, runs itself again built in
+/// release: its OTLP receiver shares the two cores with the services, and a
+/// debug receiver would weigh on the very numbers it helps to measure.
 fn bench(args: &xtask::bench::BenchArgs) -> ExitCode {
+    if args.release && cfg!(debug_assertions) && args.lab.is_none() {
+        return match xtask::bench::rerun_in_release() {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,7 +18,7 @@ pub struct BenchArgs {
     pub rate: u32,
     /// The saturating run's requests in flight (closed loop): enough to keep
     /// the aggregator busy on every core.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
     /// Length of each measured run.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -31,8 +31,9 @@ pub struct BenchArgs {
     /// measured latency).
     #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     pub mock_latency: Duration,
-    /// Build latency-lab in release (what a measurement should use; CI
-    /// uses the debug build).
+    /// Build latency-lab in release, and run this benchmark (its OTLP
+    /// receiver shares the cores) built in release too: what a measurement
+    /// should use. CI uses the debug build.
     #[arg(long)]
     pub release: bool,
     /// One round of 2 s runs with a short warm-up: checks the benchmark

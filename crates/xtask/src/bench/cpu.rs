@@ -51,3 +51,9 @@ pub fn process_cpu(pid: u32, ticks_per_s: u64) -> anyhow::Result<Duration> {
 pub fn waited_children_cpu(ticks_per_s: u64) -> anyhow::Result<Duration> {
     Ok(ticks(&fields("self")?, 16, ticks_per_s))
 }
+
+/// utime + stime of this process: the benchmark's OTLP receiver, which
+/// shares the cores with the services.
+pub fn own_cpu(ticks_per_s: u64) -> anyhow::Result<Duration> {
+    Ok(ticks(&fields("self")?, 14, ticks_per_s))
+}

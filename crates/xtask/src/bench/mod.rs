@@ -80,21 +80,51 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
 
 /// `cargo build -p latency-lab`; the binary's path.
 fn build_lab(release: bool) -> anyhow::Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    cargo_build(&["latency-lab"], release)?;
+    Ok(target_dir(release).join("latency-lab"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn target_dir(release: bool) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+        .join(if release { "release" } else { "debug" })
+}
+
+fn cargo_build(packages: &[&str], release: bool) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.current_dir(&root).args(["build", "-p", "latency-lab"]);
+    cmd.current_dir(workspace_root()).arg("build");
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
     if release {
         cmd.arg("--release");
     }
     let status = cmd.status().context("cannot run cargo")?;
-    anyhow::ensure!(status.success(), "cargo build -p latency-lab failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target
-        .join(if release { "release" } else { "debug" })
-        .join("latency-lab"))
+    anyhow::ensure!(status.success(), "cargo build {packages:?} failed");
+    Ok(())
+}
+
+/// Builds xtask and latency-lab in release and runs `xtask bench` from
+/// there with this process's arguments and the release latency-lab.
+pub fn rerun_in_release() -> anyhow::Result<std::process::ExitCode> {
+    cargo_build(&["xtask", "latency-lab"], true)?;
+    let dir = target_dir(true);
+    let status = std::process::Command::new(dir.join("xtask"))
+        .args(std::env::args_os().skip(1))
+        .arg("--lab")
+        .arg(dir.join("latency-lab"))
+        .status()
+        .context("cannot run the release xtask")?;
+    Ok(match status.code() {
+        Some(0) => std::process::ExitCode::SUCCESS,
+        _ => std::process::ExitCode::FAILURE,
+    })
 }
 
 /// Spans one request produces with tracing on: a few requests, then the
@@ -169,11 +199,13 @@ async fn session(
         });
         let cpu_before = cpu::process_cpu(suite.aggregator_pid, ticks)?;
         let load_before = cpu::waited_children_cpu(ticks)?;
+        let own_before = cpu::own_cpu(ticks)?;
         let started = std::time::Instant::now();
         let summary = load::run(lab, &url, pacing, args.duration, &out).await?;
         let wall = started.elapsed();
         let cpu_after = cpu::process_cpu(suite.aggregator_pid, ticks)?;
         let load_after = cpu::waited_children_cpu(ticks)?;
+        let own_after = cpu::own_cpu(ticks)?;
         let errors = summary.errors();
         let completed = summary.requests - errors;
         answered += summary.answered();
@@ -187,6 +219,7 @@ async fn session(
             achieved_per_s: summary.achieved_per_s,
             cpu_per_request_us: (cpu_after - cpu_before).as_secs_f64() * 1e6 / completed as f64,
             load_cpu_share: (load_after - load_before).as_secs_f64() / wall.as_secs_f64(),
+            receiver_cpu_share: (own_after - own_before).as_secs_f64() / wall.as_secs_f64(),
             p50_over_ms: (latency.p50 as f64 - deps) / 1000.0,
             p99_over_ms: (latency.p99 as f64 - deps) / 1000.0,
             p99_9_over_ms: (latency.p99_9 as f64 - deps) / 1000.0,

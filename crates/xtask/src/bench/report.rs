@@ -21,6 +21,8 @@ pub struct Measurement {
     pub cpu_per_request_us: f64,
     /// The load generator's own CPU over the run, in cores (1.0 = one core busy).
     pub load_cpu_share: f64,
+    /// This process's CPU over the run (its OTLP receiver), in cores.
+    pub receiver_cpu_share: f64,
     /// Latency above the dependencies' configured latency.
     pub p50_over_ms: f64,
     pub p99_over_ms: f64,
