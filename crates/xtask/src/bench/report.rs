@@ -211,7 +211,7 @@ impl fmt::Display for Report {
             "p99.9+",
             "errors",
             "load CPU",
-            "spans recv/exp"
+            "spans sent/recv/exp"
         )?;
         for (c, config) in configs::ALL.iter().enumerate() {
             let sessions: Vec<&SpanCount> = self
@@ -361,24 +361,25 @@ impl fmt::Display for Report {
             overshoot(|s| s.db_query_p50_over_ms),
             overshoot(|s| s.client_p50_over_ms)
         )?;
-        let mut load_share: Vec<f64> = self
-            .measurements
-            .iter()
-            .map(|(_, _, m)| m.load_cpu_share)
-            .collect();
-        load_share.sort_by(f64::total_cmp);
-        if let Some(max) = load_share.last() {
-            writeln!(
-                f,
-                "  info  load generator: at most {:.0} % of one core in any run{}",
-                max * 100.0,
-                if *max > 0.8 {
-                    " — it may be the bottleneck"
-                } else {
-                    ""
-                }
-            )?;
-        }
+        let most = |value: fn(&Measurement) -> f64| {
+            self.measurements
+                .iter()
+                .map(|(_, _, m)| value(m))
+                .fold(0.0, f64::max)
+        };
+        let load = most(|m| m.load_cpu_share);
+        writeln!(
+            f,
+            "  info  load generator: at most {:.0} % of one core in any run{}; \
+             the benchmark's own OTLP receiver: at most {:.0} %",
+            load * 100.0,
+            if load > 0.8 {
+                " — it may be the bottleneck"
+            } else {
+                ""
+            },
+            most(|m| m.receiver_cpu_share) * 100.0
+        )?;
         Ok(())
     }
 }
