@@ -44,7 +44,7 @@ pub struct SpanCount {
     /// an HTTP answer (an error answer may make fewer spans);
     /// 0 when the configuration exports none.
     pub expected: u64,
-    /// The mocks' `db.query` spans at p50 minus the configured latency.
+    /// The mocks' `db.query` spans at p50 in the fixed-rate run, minus the configured latency.
     pub db_query_p50_over_ms: Option<f64>,
     /// The aggregator's client spans to the mocks at p50 minus the
     /// configured latency: the mocks' answer as their client sees it.
@@ -356,7 +356,7 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "  info  mocks' p50 minus configured (all runs of a session, median over sessions): \
+            "  info  mocks' p50 minus configured (fixed-rate runs, median over sessions): \
              db.query span {}, answer at its client {} (the mock timers are another part of issue 15)",
             overshoot(|s| s.db_query_p50_over_ms),
             overshoot(|s| s.client_p50_over_ms)
