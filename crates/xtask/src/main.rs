@@ -27,6 +27,11 @@ enum Task {
     /// `JAEGER_BIN=$(cargo xtask jaeger)` works.
     #[command(verbatim_doc_comment)]
     Jaeger,
+    /// The cost of observing: the aggregator's CPU per request and its tail
+    /// latency with tracing on, the SDK disabled, sampling off and metrics
+    /// off, over interleaved rounds, with PASS/MISS against issue 15's
+    /// targets. Run the measurement with --release.
+    Bench(xtask::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,5 +47,43 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Task::Bench(args) => bench(&args),
+    }
+}
+
+/// Runs the benchmark on a runtime of its own and prints the report.
+///
+/// With `--release` from a debug `cargo xtask`, runs itself again built in
+/// release: its OTLP receiver shares the two cores with the services, and a
+/// debug receiver would weigh on the very numbers it helps to measure.
+fn bench(args: &xtask::bench::BenchArgs) -> ExitCode {
+    if args.release && cfg!(debug_assertions) && args.lab.is_none() {
+        return match xtask::bench::rerun_in_release() {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start a Tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(xtask::bench::run(args)) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,59 @@
+//! The flags of `cargo xtask bench`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use service_kit::cli::parse_duration;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bench")]
+pub struct BenchArgs {
+    /// Rounds; each runs every configuration once, in the same order
+    /// (interleaved, so drift on a shared machine hits all alike).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// The fixed-rate run's requests per second (open loop).
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// The saturating run's requests in flight (closed loop): enough to keep
+    /// the aggregator busy on every core.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Length of each measured run.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Load sent after each start and before the measured runs (not counted).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Each mock's fixed latency (both mocks: the concurrent mode's
+    /// dependencies then take this long, and it is subtracted from the
+    /// measured latency).
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+    pub mock_latency: Duration,
+    /// Build latency-lab in release, and run this benchmark (its OTLP
+    /// receiver shares the cores) built in release too: what a measurement
+    /// should use. CI uses the debug build.
+    #[arg(long)]
+    pub release: bool,
+    /// One round of 2 s runs with a short warm-up: checks the benchmark
+    /// works, not the numbers (what the test runs).
+    #[arg(long)]
+    pub quick: bool,
+    /// Use this latency-lab binary as is instead of building it.
+    #[arg(long, env = "LATENCY_LAB_BIN", value_name = "PATH")]
+    pub lab: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The flags after `--quick` took effect.
+    pub fn effective(&self) -> BenchArgs {
+        let mut args = self.clone();
+        if args.quick {
+            args.rounds = 1;
+            args.duration = Duration::from_secs(2);
+            args.warmup = Duration::from_millis(500);
+        }
+        args
+    }
+}

@@ -1,0 +1,111 @@
+//! The three services on loopback, started as `latency-lab serve <name>`
+//! children (as `latency-lab up` does), exporting to this process's own
+//! OTLP receiver so the spans that arrive can be counted.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use otlp_receiver::{ReceiverConfig, RunningReceiver};
+use service_kit::child::{self, ServiceCommand};
+
+use super::configs::Config;
+
+/// How long a service may take to flush and exit after SIGTERM.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Enough that no trace of a run is evicted before it is counted.
+const MAX_TRACES: usize = 10_000_000;
+
+pub async fn receiver() -> anyhow::Result<RunningReceiver> {
+    Ok(otlp_receiver::start(ReceiverConfig {
+        max_traces: MAX_TRACES,
+        ..ReceiverConfig::default()
+    })
+    .await?)
+}
+
+/// The running suite: children stop front to back on [`Suite::stop`].
+pub struct Suite {
+    children: child::Children,
+    pub aggregator_pid: u32,
+    pub aggregator_url: String,
+}
+
+impl Suite {
+    pub async fn start(
+        lab: &Path,
+        config: &Config,
+        endpoint: &str,
+        mock_latency: Duration,
+    ) -> anyhow::Result<Suite> {
+        let latency = format!("{}ms", mock_latency.as_secs_f64() * 1000.0);
+        let mut children = child::Children::default();
+        let users = children
+            .start(command(lab, "user-service", config, endpoint).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--latency",
+                &latency,
+            ]))
+            .await?
+            .url();
+        let orders = children
+            .start(command(lab, "order-service", config, endpoint).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--latency",
+                &latency,
+            ]))
+            .await?
+            .url();
+        let aggregator = children
+            .start(command(lab, "profile-aggregator", config, endpoint).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--user-service-url",
+                &users,
+                "--order-service-url",
+                &orders,
+            ]))
+            .await?;
+        let (aggregator_pid, aggregator_url) = (aggregator.pid(), aggregator.url());
+        Ok(Suite {
+            children,
+            aggregator_pid,
+            aggregator_url,
+        })
+    }
+
+    /// SIGTERM front to back: every service flushes its spans before it exits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        for stopped in self.children.stop_all(STOP_DEADLINE).await {
+            let stopped = stopped?;
+            if stopped.killed {
+                anyhow::bail!("{} did not stop within {STOP_DEADLINE:?}", stopped.service);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `latency-lab serve <name>` with only the configuration's OpenTelemetry
+/// variables (none inherited from the caller's shell), the SDK's defaults
+/// otherwise, exporting over gRPC to `endpoint`.
+fn command(lab: &Path, name: &str, config: &Config, endpoint: &str) -> ServiceCommand {
+    let mut cmd = ServiceCommand::new(name, lab).arg("serve").arg(name);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("OTEL_") {
+            cmd = cmd.env_remove(key);
+        }
+    }
+    cmd = cmd
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit());
+    for (key, value) in config.env {
+        cmd = cmd.env(key, value);
+    }
+    cmd
+}

@@ -1,0 +1,3 @@
+//! The tasks behind `cargo xtask`, as a library so tests can call them.
+
+pub mod bench;
