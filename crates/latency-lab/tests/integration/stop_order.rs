@@ -67,20 +67,8 @@ async fn ctrl_c_on_up_lets_a_sequential_request_in_flight_finish() {
         .expect("the request ends")
         .unwrap();
     assert_eq!(status.ok(), Some(200), "the request in flight finished");
-    let rest = tokio::time::timeout(WAIT, async {
-        let mut rest = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        rest
-    })
-    .await
-    .expect("up's output ends after Ctrl-C");
+    let (rest, exit) = crate::common::rest_of_output_and_exit(&mut lines, &mut up, WAIT).await;
     out.extend(rest);
-    let exit = tokio::time::timeout(WAIT, up.wait())
-        .await
-        .expect("up exits after Ctrl-C")
-        .unwrap();
     let all = out.join("\n");
     assert!(exit.success(), "{exit}:\n{all}");
     let stopped: Vec<&str> = out

@@ -214,20 +214,8 @@ async fn up_prints_saves_and_follows_traces_until_sigint_then_leaves_no_process(
     // Ctrl-C: every child stopped, a clean exit.
     let pid = up.id().expect("up is running");
     child::send(pid, Signal::Interrupt).expect("SIGINT to up");
-    let rest = tokio::time::timeout(WAIT, async {
-        let mut rest = Vec::new();
-        while let Some(line) = lines.next_line().await.unwrap() {
-            rest.push(line);
-        }
-        rest
-    })
-    .await
-    .expect("up's output ends after SIGINT");
+    let (rest, status) = crate::common::rest_of_output_and_exit(&mut lines, &mut up, WAIT).await;
     out.extend(rest);
-    let status = tokio::time::timeout(WAIT, up.wait())
-        .await
-        .expect("up exits after SIGINT")
-        .unwrap();
     let all = out.join("\n");
     assert!(status.success(), "{status}:\n{all}");
     let pids = stopped_pids(&out);

@@ -435,3 +435,26 @@ pub async fn run_lesson_up(words: &[String]) -> LessonRun {
     );
     LessonRun { stdout, traces }
 }
+
+/// After `up` was asked to stop: the rest of its stdout, then its exit
+/// status, each awaited for at most `wait` (a hang fails the test).
+pub async fn rest_of_output_and_exit(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    up: &mut tokio::process::Child,
+    wait: Duration,
+) -> (Vec<String>, std::process::ExitStatus) {
+    let rest = tokio::time::timeout(wait, async {
+        let mut rest = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            rest.push(line);
+        }
+        rest
+    })
+    .await
+    .expect("up's output ends once it is asked to stop");
+    let status = tokio::time::timeout(wait, up.wait())
+        .await
+        .expect("up exits once it is asked to stop")
+        .unwrap();
+    (rest, status)
+}
