@@ -41,24 +41,17 @@ impl Suite {
     ) -> anyhow::Result<Suite> {
         let latency = format!("{}ms", mock_latency.as_secs_f64() * 1000.0);
         let mut children = child::Children::default();
-        let users = children
-            .start(command(lab, "user-service", config, endpoint).args([
+        // Both mocks alike: same latency, free ports.
+        let mock = |name| {
+            command(lab, name, config, endpoint).args([
                 "--listen",
                 "127.0.0.1:0",
                 "--latency",
-                &latency,
-            ]))
-            .await?
-            .url();
-        let orders = children
-            .start(command(lab, "order-service", config, endpoint).args([
-                "--listen",
-                "127.0.0.1:0",
-                "--latency",
-                &latency,
-            ]))
-            .await?
-            .url();
+                latency.as_str(),
+            ])
+        };
+        let users = children.start(mock("user-service")).await?.url();
+        let orders = children.start(mock("order-service")).await?.url();
         let aggregator = children
             .start(command(lab, "profile-aggregator", config, endpoint).args([
                 "--listen",
