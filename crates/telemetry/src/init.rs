@@ -10,6 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::export::grpc::GrpcSpanSink;
 use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
 use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
 
@@ -117,6 +118,20 @@ fn build_provider_with(
         // The tonic exporter's channel is created here, on the caller's
         // runtime; the processor's thread then only drives its futures.
         let timeout = config.span_export.otlp_timeout;
+        let settings = ExportSettings::from_config(config);
+        let env = |var: &str| std::env::var(var).ok();
+        if config.protocol == OtlpProtocol::Grpc && plain_grpc(&config.endpoint, env) {
+            let sink = GrpcSpanSink::new(&config.endpoint, timeout).map_err(|e| {
+                opentelemetry_otlp::ExporterBuildError::InvalidUri(
+                    config.endpoint.clone(),
+                    e.to_string(),
+                )
+            })?;
+            let processor =
+                RetryingBatchProcessor::start(sink, settings, Box::new(export::report::log));
+            stats = Some(processor.stats());
+            return Ok((builder.with_span_processor(processor).build(), stats));
+        }
         let exporter = match config.protocol {
             OtlpProtocol::Grpc => SpanExporter::builder()
                 .with_tonic()
@@ -130,9 +145,54 @@ fn build_provider_with(
                 .with_timeout(timeout)
                 .build()?,
         };
-        let processor = RetryingBatchProcessor::new(exporter, ExportSettings::from_config(config));
+        let processor = RetryingBatchProcessor::new(exporter, settings);
         stats = Some(processor.stats());
         builder = builder.with_span_processor(processor);
     }
     Ok((builder.build(), stats))
+}
+
+/// Variables that only the OpenTelemetry OTLP exporter applies (headers,
+/// compression, TLS): when one is set, spans go through that exporter.
+const EXPORTER_ONLY_VARIABLES: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+];
+
+/// Whether spans can take the direct OTLP/gRPC path (`export::grpc`,
+/// about a quarter of the export's cost; `export/encode.rs` says why): a
+/// plain `http://` endpoint and none of [`EXPORTER_ONLY_VARIABLES`] set.
+fn plain_grpc(endpoint: &str, env: impl Fn(&str) -> Option<String>) -> bool {
+    endpoint.starts_with("http://")
+        && EXPORTER_ONLY_VARIABLES
+            .iter()
+            .all(|var| env(var).is_none_or(|v| v.trim().is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_http_endpoint_without_headers_compression_or_tls_takes_the_direct_path() {
+        let none = |_: &str| None;
+        assert!(plain_grpc("http://127.0.0.1:4317", none));
+        assert!(!plain_grpc("https://collector.example:4317", none));
+        for var in EXPORTER_ONLY_VARIABLES {
+            let set = |v: &str| (v == *var).then(|| "x=y".to_owned());
+            assert!(!plain_grpc("http://127.0.0.1:4317", set), "{var}");
+            let empty = |v: &str| (v == *var).then(String::new);
+            assert!(plain_grpc("http://127.0.0.1:4317", empty), "{var} empty");
+        }
+    }
 }

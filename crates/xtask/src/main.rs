@@ -76,7 +76,16 @@ fn bench(args: &xtask::bench::BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(xtask::bench::run(args)) {
+    let report = if args.instructions {
+        runtime
+            .block_on(xtask::bench::run_instructions(args))
+            .map(|report| report.to_string())
+    } else {
+        runtime
+            .block_on(xtask::bench::run(args))
+            .map(|report| report.to_string())
+    };
+    match report {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

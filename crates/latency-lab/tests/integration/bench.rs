@@ -55,3 +55,53 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
         }
     }
 }
+
+/// `cargo xtask bench --instructions --quick` through the function it
+/// calls: every configuration counted under callgrind (`.ci/run` installs
+/// valgrind), a count per request, spans from the exporting ones only.
+/// Not the ordering of the configurations: over 20 requests of a debug
+/// build, the runs' own spread (timer wake-ups, batching) is larger than
+/// what export costs; the README's release measurement gives the ratios.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_instruction_count_counts_every_configuration() {
+    let args =
+        BenchArgs::try_parse_from(["bench", "--instructions", "--quick", "--lab", LAB]).unwrap();
+    let started = Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(600),
+        xtask::bench::run_instructions(&args),
+    )
+    .await
+    .expect("the quick instruction count finishes")
+    .unwrap();
+    let text = report.to_string();
+    eprintln!("{text}\n(took {:?})", started.elapsed());
+
+    assert_eq!(
+        report.counts.len(),
+        xtask::bench::configs::ALL.len(),
+        "{text}"
+    );
+    for count in &report.counts {
+        // No request of the aggregator costs fewer than 10,000 instructions.
+        assert!(
+            count.requests > 0 && count.per_request() > 10_000.0,
+            "{}: {count:?}",
+            count.config.name
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(count.config.name) && l.contains(" k ")),
+            "no row for {}:\n{text}",
+            count.config.name
+        );
+        // Only the configurations that export send spans.
+        assert_eq!(count.spans > 0, count.config.exports_spans, "{text}");
+    }
+    let verdicts = text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("PASS") || l.starts_with("MISS"))
+        .count();
+    assert_eq!(verdicts, 2, "export and metrics:\n{text}");
+}

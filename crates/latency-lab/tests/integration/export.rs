@@ -8,8 +8,16 @@ use crate::common::{one, traceresponse_ids, Options, Protocol, Suite};
 use otlp_receiver::SpanKind;
 
 async fn full_trace_arrives(protocol: Protocol) {
+    full_trace_arrives_with(protocol, Vec::new()).await;
+}
+
+async fn full_trace_arrives_with(
+    protocol: Protocol,
+    extra_env: Vec<(&'static str, &'static str, &'static str)>,
+) {
     let suite = Suite::start(Options {
         protocol,
+        extra_env,
         ..Options::default()
     })
     .await;
@@ -28,6 +36,19 @@ async fn full_trace_arrives(protocol: Protocol) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_delivers_spans() {
     full_trace_arrives(Protocol::Grpc).await;
+}
+
+/// With headers set, spans leave through the OpenTelemetry OTLP exporter
+/// (it applies the headers) instead of the direct gRPC path
+/// (`telemetry::init`): that path delivers too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_with_headers_delivers_spans_through_the_sdk_exporter() {
+    let header = ("OTEL_EXPORTER_OTLP_HEADERS", "x-latency-lab=export-test");
+    let env = ["profile-aggregator", "user-service", "order-service"]
+        .into_iter()
+        .map(|service| (service, header.0, header.1))
+        .collect();
+    full_trace_arrives_with(Protocol::Grpc, env).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

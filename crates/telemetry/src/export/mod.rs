@@ -24,6 +24,8 @@
 //! - the counts as `otel.sdk.processor.span.*` metrics ([`register_metrics`]).
 
 mod backoff;
+mod encode;
+pub(crate) mod grpc;
 mod metrics;
 mod processor;
 pub(crate) mod report;

@@ -12,7 +12,7 @@ use opentelemetry_sdk::Resource;
 
 use super::report::{self, ExportEvent};
 use super::stats::{Counters, SpanExportStats};
-use super::worker::Worker;
+use super::worker::{BatchSink, SdkExporter, Worker};
 use super::ExportSettings;
 
 /// How long `shutdown` waits past its deadline for the worker to notice it:
@@ -95,6 +95,15 @@ impl RetryingBatchProcessor {
     where
         E: SpanExporter + 'static,
     {
+        Self::start(SdkExporter(exporter), settings, sink)
+    }
+
+    /// Starts the export thread in front of any [`BatchSink`].
+    pub(crate) fn start<S: BatchSink>(
+        exporter: S,
+        settings: ExportSettings,
+        sink: Box<dyn Fn(&ExportEvent) + Send>,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),

@@ -4,13 +4,45 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures_util::future::{select, Either};
+use futures_util::future::{select, BoxFuture, Either};
 use opentelemetry::Context;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
 
 use super::processor::{Shared, State};
 use super::report::{ExportEvent, Reporter};
 use super::stats::Counters;
+
+/// Where the worker sends a batch. Borrowed, so that a batch kept for a
+/// retry is not copied for every attempt.
+pub(crate) trait BatchSink: Send + 'static {
+    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>>;
+    fn set_resource(&mut self, resource: &Resource);
+    fn shutdown(&mut self, timeout: Duration);
+}
+
+/// Any SDK exporter as a sink: it takes its batch by value, so each
+/// attempt sends a copy.
+pub(crate) struct SdkExporter<E>(pub(crate) E);
+
+impl<E: SpanExporter + 'static> BatchSink for SdkExporter<E> {
+    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .export(batch.to_vec())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+
+    fn shutdown(&mut self, timeout: Duration) {
+        let _ = self.0.shutdown_with_timeout(timeout);
+    }
+}
 
 /// What the worker does next.
 enum Job {
@@ -34,7 +66,7 @@ pub(crate) struct Worker<E> {
     last_export: Instant,
 }
 
-impl<E: SpanExporter> Worker<E> {
+impl<E: BatchSink> Worker<E> {
     pub(crate) fn new(
         exporter: E,
         shared: Arc<Shared>,
@@ -196,7 +228,7 @@ impl<E: SpanExporter> Worker<E> {
     /// was built in; the blocking HTTP exporter must not run inside one),
     /// and gives up after `limit` whatever the exporter does.
     fn attempt(&self, limit: Duration) -> Result<(), String> {
-        let export = self.exporter.export(self.pending.clone());
+        let export = self.exporter.send(&self.pending);
         let deadline = futures_timer::Delay::new(limit);
         match futures_executor::block_on(select(std::pin::pin!(export), deadline)) {
             Either::Left((Ok(()), _)) => Ok(()),
@@ -234,7 +266,7 @@ impl<E: SpanExporter> Worker<E> {
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        let _ = self.exporter.shutdown_with_timeout(remaining);
+        self.exporter.shutdown(remaining);
         self.report_drops(true);
         let counters = &self.shared.counters;
         (self.sink)(&ExportEvent::ShutDown {

@@ -40,6 +40,18 @@ pub struct BenchArgs {
     /// works, not the numbers (what the test runs).
     #[arg(long)]
     pub quick: bool,
+    /// Count instructions instead of timing: the aggregator under valgrind's
+    /// callgrind, per request, for every configuration (deterministic where
+    /// CPU time is noisy; needs valgrind; about 4 minutes in release).
+    #[arg(long)]
+    pub instructions: bool,
+    /// With --instructions: the measured requests per configuration.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub instructions_requests: u32,
+    /// With --instructions: their rate per second (under callgrind the
+    /// aggregator runs some 50 times slower, so keep it low).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub instructions_rate: u32,
     /// Use this latency-lab binary as is instead of building it.
     #[arg(long, env = "LATENCY_LAB_BIN", value_name = "PATH")]
     pub lab: Option<PathBuf>,
@@ -53,6 +65,8 @@ impl BenchArgs {
             args.rounds = 1;
             args.duration = Duration::from_secs(2);
             args.warmup = Duration::from_millis(500);
+            args.instructions_requests = args.instructions_requests.min(20);
+            args.instructions_rate = args.instructions_rate.min(10);
         }
         args
     }

@@ -19,6 +19,7 @@
 pub mod args;
 pub mod configs;
 pub mod cpu;
+pub mod instructions;
 pub mod load;
 pub mod report;
 pub mod suite;
@@ -76,6 +77,17 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     }
     receiver.shutdown().await;
     Ok(report)
+}
+
+/// `--instructions`: builds latency-lab (or takes `--lab`) and counts the
+/// aggregator's instructions per request ([`instructions`]).
+pub async fn run_instructions(args: &BenchArgs) -> anyhow::Result<instructions::InstructionReport> {
+    let args = args.effective();
+    let lab = match &args.lab {
+        Some(lab) => lab.clone(),
+        None => build_lab(args.release)?,
+    };
+    instructions::run(&args, &lab).await
 }
 
 /// `cargo build -p latency-lab`; the binary's path.
@@ -157,7 +169,7 @@ async fn calibrate(
     Ok(spans / summary.requests)
 }
 
-fn target_url(aggregator: &str) -> String {
+pub(crate) fn target_url(aggregator: &str) -> String {
     format!("{aggregator}/user-profile/42?mode=concurrent")
 }
 

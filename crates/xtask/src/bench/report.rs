@@ -73,13 +73,7 @@ const TAIL_BUDGET: f64 = 0.10;
 
 impl Report {
     pub fn new(args: &BenchArgs, lab: &Path, spans_per_request: u64) -> Report {
-        let build = if lab.components().any(|c| c.as_os_str() == "release") {
-            "release"
-        } else if lab.components().any(|c| c.as_os_str() == "debug") {
-            "debug"
-        } else {
-            "given"
-        };
+        let build = build_of(lab);
         Report {
             rounds: args.rounds,
             rate: args.rate,
@@ -142,6 +136,17 @@ impl Report {
                     _ => s.received == s.expected,
                 }
         })
+    }
+}
+
+/// "release" or "debug" from the binary's path under `target/`, else "given".
+pub fn build_of(lab: &Path) -> &'static str {
+    if lab.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else if lab.components().any(|c| c.as_os_str() == "debug") {
+        "debug"
+    } else {
+        "given"
     }
 }
 

@@ -13,6 +13,9 @@ use super::configs::Config;
 
 /// How long a service may take to flush and exit after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a wrapped aggregator may take to start and to stop: under
+/// callgrind a debug build runs some hundred times slower.
+const WRAPPED_WAIT: Duration = Duration::from_secs(120);
 
 /// Enough that no trace of a run is evicted before it is counted.
 const MAX_TRACES: usize = 10_000_000;
@@ -39,6 +42,19 @@ impl Suite {
         endpoint: &str,
         mock_latency: Duration,
     ) -> anyhow::Result<Suite> {
+        Self::start_with(lab, config, endpoint, mock_latency, None).await
+    }
+
+    /// As [`start`](Self::start), with the aggregator run under `wrapper`
+    /// (a program and its arguments, e.g. valgrind's callgrind) and its
+    /// readiness and stop waits stretched to suit.
+    pub async fn start_with(
+        lab: &Path,
+        config: &Config,
+        endpoint: &str,
+        mock_latency: Duration,
+        wrapper: Option<&[std::ffi::OsString]>,
+    ) -> anyhow::Result<Suite> {
         let latency = format!("{}ms", mock_latency.as_secs_f64() * 1000.0);
         let mut children = child::Children::default();
         // Both mocks alike: same latency, free ports.
@@ -52,16 +68,22 @@ impl Suite {
         };
         let users = children.start(mock("user-service")).await?.url();
         let orders = children.start(mock("order-service")).await?.url();
-        let aggregator = children
-            .start(command(lab, "profile-aggregator", config, endpoint).args([
-                "--listen",
-                "127.0.0.1:0",
-                "--user-service-url",
-                &users,
-                "--order-service-url",
-                &orders,
-            ]))
-            .await?;
+        let mut aggregator = match wrapper {
+            Some([program, prefix @ ..]) => {
+                wrapped(program, prefix, lab, "profile-aggregator", config, endpoint)
+                    .ready_within(WRAPPED_WAIT)
+            }
+            _ => command(lab, "profile-aggregator", config, endpoint),
+        };
+        aggregator = aggregator.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--user-service-url",
+            &users,
+            "--order-service-url",
+            &orders,
+        ]);
+        let aggregator = children.start(aggregator).await?;
         let (aggregator_pid, aggregator_url) = (aggregator.pid(), aggregator.url());
         Ok(Suite {
             children,
@@ -71,11 +93,20 @@ impl Suite {
     }
 
     /// SIGTERM front to back: every service flushes its spans before it exits.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        for stopped in self.children.stop_all(STOP_DEADLINE).await {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_within(STOP_DEADLINE).await
+    }
+
+    /// As [`stop`](Self::stop), for a wrapped aggregator.
+    pub async fn stop_wrapped(self) -> anyhow::Result<()> {
+        self.stop_within(WRAPPED_WAIT).await
+    }
+
+    async fn stop_within(mut self, deadline: Duration) -> anyhow::Result<()> {
+        for stopped in self.children.stop_all(deadline).await {
             let stopped = stopped?;
             if stopped.killed {
-                anyhow::bail!("{} did not stop within {STOP_DEADLINE:?}", stopped.service);
+                anyhow::bail!("{} did not stop within {deadline:?}", stopped.service);
             }
         }
         Ok(())
@@ -86,7 +117,24 @@ impl Suite {
 /// variables (none inherited from the caller's shell), the SDK's defaults
 /// otherwise, exporting over gRPC to `endpoint`.
 fn command(lab: &Path, name: &str, config: &Config, endpoint: &str) -> ServiceCommand {
-    let mut cmd = ServiceCommand::new(name, lab).arg("serve").arg(name);
+    configured(ServiceCommand::new(name, lab), name, config, endpoint)
+}
+
+/// As [`command`], run as `program prefix… latency-lab serve <name>`.
+fn wrapped(
+    program: &std::ffi::OsStr,
+    prefix: &[std::ffi::OsString],
+    lab: &Path,
+    name: &str,
+    config: &Config,
+    endpoint: &str,
+) -> ServiceCommand {
+    let cmd = ServiceCommand::new(name, program).args(prefix).arg(lab);
+    configured(cmd, name, config, endpoint)
+}
+
+fn configured(cmd: ServiceCommand, name: &str, config: &Config, endpoint: &str) -> ServiceCommand {
+    let mut cmd = cmd.arg("serve").arg(name);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("OTEL_") {
             cmd = cmd.env_remove(key);
