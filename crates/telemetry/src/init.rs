@@ -11,8 +11,10 @@ use tracing_subscriber::Layer;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
 use crate::export::grpc::GrpcSpanSink;
+use crate::export::http::HttpSpanSink;
 use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
 use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
+use opentelemetry_otlp::ExporterBuildError;
 
 /// Name of the instrumentation scope our spans are recorded under.
 pub(crate) const SCOPE: &str = "latency-lab";
@@ -120,15 +122,21 @@ fn build_provider_with(
         let timeout = config.span_export.otlp_timeout;
         let settings = ExportSettings::from_config(config);
         let env = |var: &str| std::env::var(var).ok();
-        if config.protocol == OtlpProtocol::Grpc && plain_grpc(&config.endpoint, env) {
-            let sink = GrpcSpanSink::new(&config.endpoint, timeout).map_err(|e| {
-                opentelemetry_otlp::ExporterBuildError::InvalidUri(
-                    config.endpoint.clone(),
-                    e.to_string(),
-                )
-            })?;
-            let processor =
-                RetryingBatchProcessor::start(sink, settings, Box::new(export::report::log));
+        if plain_endpoint(&config.endpoint, env) {
+            let report = Box::new(export::report::log);
+            let processor = match config.protocol {
+                OtlpProtocol::Grpc => {
+                    let sink = GrpcSpanSink::new(&config.endpoint, timeout).map_err(|e| {
+                        ExporterBuildError::InvalidUri(config.endpoint.clone(), e.to_string())
+                    })?;
+                    RetryingBatchProcessor::start(sink, settings, report)
+                }
+                OtlpProtocol::HttpProtobuf => {
+                    let sink = HttpSpanSink::new(&config.endpoint, timeout)
+                        .map_err(ExporterBuildError::InternalFailure)?;
+                    RetryingBatchProcessor::start(sink, settings, report)
+                }
+            };
             stats = Some(processor.stats());
             return Ok((builder.with_span_processor(processor).build(), stats));
         }
@@ -169,10 +177,11 @@ const EXPORTER_ONLY_VARIABLES: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
 ];
 
-/// Whether spans can take the direct OTLP/gRPC path (`export::grpc`,
-/// about a quarter of the export's cost; `export/encode.rs` says why): a
-/// plain `http://` endpoint and none of [`EXPORTER_ONLY_VARIABLES`] set.
-fn plain_grpc(endpoint: &str, env: impl Fn(&str) -> Option<String>) -> bool {
+/// Whether spans can take the direct path (`export::grpc`, `export::http`:
+/// the request written straight from the spans, `export/encode.rs` says
+/// why): a plain `http://` endpoint and none of [`EXPORTER_ONLY_VARIABLES`]
+/// set.
+fn plain_endpoint(endpoint: &str, env: impl Fn(&str) -> Option<String>) -> bool {
     endpoint.starts_with("http://")
         && EXPORTER_ONLY_VARIABLES
             .iter()
@@ -184,15 +193,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_plain_http_endpoint_without_headers_compression_or_tls_takes_the_direct_path() {
+    fn only_a_plain_endpoint_without_headers_compression_or_tls_takes_the_direct_path() {
         let none = |_: &str| None;
-        assert!(plain_grpc("http://127.0.0.1:4317", none));
-        assert!(!plain_grpc("https://collector.example:4317", none));
+        assert!(plain_endpoint("http://127.0.0.1:4317", none));
+        assert!(!plain_endpoint("https://collector.example:4317", none));
         for var in EXPORTER_ONLY_VARIABLES {
             let set = |v: &str| (v == *var).then(|| "x=y".to_owned());
-            assert!(!plain_grpc("http://127.0.0.1:4317", set), "{var}");
+            assert!(!plain_endpoint("http://127.0.0.1:4317", set), "{var}");
             let empty = |v: &str| (v == *var).then(String::new);
-            assert!(plain_grpc("http://127.0.0.1:4317", empty), "{var} empty");
+            assert!(
+                plain_endpoint("http://127.0.0.1:4317", empty),
+                "{var} empty"
+            );
         }
     }
 }

@@ -42,8 +42,8 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
         .map(str::trim_start)
         .filter(|l| l.starts_with("PASS") || l.starts_with("MISS"))
         .collect();
-    assert_eq!(verdicts.len(), 5, "one verdict per target:\n{text}");
-    assert!(text.contains("info  mocks' p50 minus configured"), "{text}");
+    assert_eq!(verdicts.len(), 6, "one verdict per target:\n{text}");
+    assert!(text.contains("mocks on time at p50"), "{text}");
     // Spans were counted: some with tracing on, none with the SDK disabled
     // or sampling off (whether all arrived is the verdict's business).
     assert!(report.spans_per_request > 0, "{text}");
@@ -64,6 +64,12 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
 /// what export costs; the README's release measurement gives the ratios.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_instruction_count_counts_every_configuration() {
+    // Without valgrind: under CI=true a failure, elsewhere one line.
+    if let Err(e) = xtask::bench::instructions::valgrind() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{e}");
+        eprintln!("{}", jaeger_harness::skipped_line(&e.to_string()));
+        return;
+    }
     let args =
         BenchArgs::try_parse_from(["bench", "--instructions", "--quick", "--lab", LAB]).unwrap();
     let started = Instant::now();

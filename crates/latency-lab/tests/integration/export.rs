@@ -38,17 +38,25 @@ async fn grpc_delivers_spans() {
     full_trace_arrives(Protocol::Grpc).await;
 }
 
-/// With headers set, spans leave through the OpenTelemetry OTLP exporter
-/// (it applies the headers) instead of the direct gRPC path
-/// (`telemetry::init`): that path delivers too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_with_headers_delivers_spans_through_the_sdk_exporter() {
+/// `OTEL_EXPORTER_OTLP_HEADERS` for every service: spans then leave
+/// through the OpenTelemetry OTLP exporter (it applies the headers)
+/// instead of the direct path (`telemetry::init`).
+fn with_headers() -> Vec<(&'static str, &'static str, &'static str)> {
     let header = ("OTEL_EXPORTER_OTLP_HEADERS", "x-latency-lab=export-test");
-    let env = ["profile-aggregator", "user-service", "order-service"]
+    ["profile-aggregator", "user-service", "order-service"]
         .into_iter()
         .map(|service| (service, header.0, header.1))
-        .collect();
-    full_trace_arrives_with(Protocol::Grpc, env).await;
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_with_headers_delivers_spans_through_the_sdk_exporter() {
+    full_trace_arrives_with(Protocol::Grpc, with_headers()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_with_headers_delivers_spans_through_the_sdk_exporter() {
+    full_trace_arrives_with(Protocol::HttpProtobuf, with_headers()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 //! compression and no certificates set in the `OTEL_EXPORTER_OTLP_*`
 //! variables (`init.rs` decides); everything else goes through the
 //! OpenTelemetry OTLP exporter, which reads those variables itself.
+//! OTLP/HTTP has the same pair in [`super::http`].
 
 use std::time::Duration;
 
@@ -70,20 +71,24 @@ impl GrpcSpanSink {
                 }
                 text
             })?;
-        // A partial success is logged and not retried (the specification:
-        // the rejected spans would be rejected again).
         if let Ok(answer) = ExportTraceServiceResponse::decode(response.into_inner()) {
-            if let Some(partial) = answer.partial_success {
-                if partial.rejected_spans > 0 || !partial.error_message.is_empty() {
-                    tracing::warn!(
-                        rejected_spans = partial.rejected_spans,
-                        message = %partial.error_message,
-                        "the OTLP endpoint rejected part of a batch"
-                    );
-                }
-            }
+            log_partial_success(&answer);
         }
         Ok(())
+    }
+}
+
+/// A partial success is logged and not retried (the specification: the
+/// rejected spans would be rejected again).
+pub(crate) fn log_partial_success(answer: &ExportTraceServiceResponse) {
+    if let Some(partial) = &answer.partial_success {
+        if partial.rejected_spans > 0 || !partial.error_message.is_empty() {
+            tracing::warn!(
+                rejected_spans = partial.rejected_spans,
+                message = %crate::bounded_log::excerpt(&partial.error_message),
+                "the OTLP endpoint rejected part of a batch"
+            );
+        }
     }
 }
 
@@ -110,7 +115,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 /// An error and its sources on one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(source) = next {

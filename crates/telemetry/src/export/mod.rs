@@ -26,6 +26,7 @@
 mod backoff;
 mod encode;
 pub(crate) mod grpc;
+pub(crate) mod http;
 mod metrics;
 mod processor;
 pub(crate) mod report;

@@ -170,7 +170,7 @@ fn warmup(args: &BenchArgs, rate: u32) -> Duration {
 }
 
 /// valgrind on `PATH`, or a clear error.
-fn valgrind() -> anyhow::Result<PathBuf> {
+pub fn valgrind() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("valgrind"))

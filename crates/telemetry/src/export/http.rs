@@ -1,0 +1,83 @@
+//! OTLP/HTTP span export (`http/protobuf`) of requests encoded by
+//! [`super::encode`]: a POST of the request's bytes to `/v1/traces`.
+//!
+//! As for gRPC ([`super::grpc`]), only the plain case comes here (`init.rs`
+//! decides); with headers, compression or TLS variables set, the
+//! OpenTelemetry OTLP exporter sends. The client is reqwest's blocking one,
+//! as the SDK's own HTTP exporter uses: the export thread has no Tokio
+//! runtime.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::Resource;
+use prost::Message as _;
+
+use super::encode::{self, EncodedResource};
+use super::grpc::{chain, log_partial_success};
+use super::worker::BatchSink;
+
+/// Sends batches to an OTLP/HTTP endpoint.
+pub(crate) struct HttpSpanSink {
+    client: reqwest::blocking::Client,
+    /// The whole URL, `/v1/traces` included.
+    url: String,
+    resource: EncodedResource,
+}
+
+impl HttpSpanSink {
+    /// Each request bounded by `timeout`. The blocking client starts a
+    /// runtime of its own, which must not be built inside the caller's
+    /// (Tokio refuses): it is built on a thread of its own.
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+        let client = std::thread::spawn(move || {
+            reqwest::blocking::Client::builder()
+                .timeout(timeout)
+                .build()
+        })
+        .join()
+        .map_err(|_| "the HTTP client could not be built".to_owned())?
+        .map_err(|e| chain(&e))?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            resource: EncodedResource::default(),
+        })
+    }
+
+    fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        let response = self
+            .client
+            .post(&self.url)
+            .header(http::header::CONTENT_TYPE, "application/x-protobuf")
+            .body(body)
+            .send()
+            .map_err(|e| format!("export failed: {}", chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("export failed with HTTP status {status}"));
+        }
+        if let Ok(body) = response.bytes() {
+            if let Ok(answer) = ExportTraceServiceResponse::decode(body) {
+                log_partial_success(&answer);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BatchSink for HttpSpanSink {
+    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>> {
+        // Blocking, on the export thread, bounded by the client's timeout.
+        let result = self.post(encode::export_request(batch, &self.resource));
+        Box::pin(std::future::ready(result))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = EncodedResource::new(resource);
+    }
+
+    fn shutdown(&mut self, _timeout: Duration) {}
+}
