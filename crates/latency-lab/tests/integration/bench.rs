@@ -9,6 +9,8 @@ use xtask::bench::BenchArgs;
 
 use crate::common::LAB;
 
+const LESSON: &str = "10-the-cost-of-observing.md";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_target() {
     let args = BenchArgs::try_parse_from(["bench", "--quick", "--lab", LAB]).unwrap();
@@ -44,9 +46,10 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
         .collect();
     assert_eq!(verdicts.len(), 6, "one verdict per target:\n{text}");
     assert!(text.contains("mocks on time at p50"), "{text}");
-    // Spans were counted: some with tracing on, none with the SDK disabled
-    // or sampling off (whether all arrived is the verdict's business).
-    assert!(report.spans_per_request > 0, "{text}");
+    // Spans were counted: 7 per request with tracing on (lesson 10 says
+    // so), none with the SDK disabled or sampling off (whether all
+    // arrived is the verdict's business).
+    assert_eq!(report.spans_per_request, 7, "{text}");
     for (_, config, spans) in &report.spans {
         if xtask::bench::configs::ALL[*config].exports_spans {
             assert!(spans.received > 0 && spans.expected > 0, "{text}");
@@ -110,4 +113,40 @@ async fn the_quick_instruction_count_counts_every_configuration() {
         .filter(|l| l.starts_with("PASS") || l.starts_with("MISS"))
         .count();
     assert_eq!(verdicts, 2, "export and metrics:\n{text}");
+}
+
+/// Lesson 10's command: one concurrent request makes 7 spans across the
+/// three services, and each service's duration histogram has its sample.
+#[test]
+fn lesson_10_one_request_makes_seven_spans_in_three_services() {
+    let lesson = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../docs/lessons")
+            .join(LESSON),
+    )
+    .unwrap();
+    let commands = crate::docs::sh_commands(&lesson);
+    assert_eq!(commands.len(), 1, "{commands:?}");
+    let words: Vec<&str> = commands[0].split_whitespace().skip(1).collect();
+    let traces = tempfile::tempdir().unwrap();
+    let output = crate::docs::run_lesson_words(&words, traces.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        lesson.contains("**7 spans across\nthe three services**")
+            && stdout.contains("(7 spans, 3 services,"),
+        "{stdout}"
+    );
+    // The latency table at exit: one request per service's endpoint.
+    let table = stdout
+        .split("endpoints (at exit)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no endpoint table:\n{stdout}"));
+    for service in ["profile-aggregator", "user-service", "order-service"] {
+        let row = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(service))
+            .unwrap_or_else(|| panic!("no row for {service}:\n{table}"));
+        assert_eq!(row.split_whitespace().nth(3), Some("1"), "{row}");
+    }
 }

@@ -23,6 +23,23 @@ fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// `latency-lab WORDS…` as a lesson runs it, on free ports, from the
+/// checkout's root (paths in the lessons are relative to it), saving
+/// traces in `traces`.
+pub(crate) fn run_lesson_words(words: &[&str], traces: &Path) -> std::process::Output {
+    Command::new(LAB)
+        .current_dir(docs_dir().join(".."))
+        .args(words)
+        .env("LATENCY_LAB_AGGREGATOR", "127.0.0.1:0")
+        .env("LATENCY_LAB_USER_SERVICE", "127.0.0.1:0")
+        .env("LATENCY_LAB_ORDER_SERVICE", "127.0.0.1:0")
+        .env("LATENCY_LAB_OTLP_GRPC", "127.0.0.1:0")
+        .env("LATENCY_LAB_OTLP_HTTP", "127.0.0.1:0")
+        .env("LATENCY_LAB_TRACES_DIR", traces)
+        .output()
+        .unwrap()
+}
+
 /// The lines of every ```` ```sh ```` block.
 pub(crate) fn sh_commands(markdown: &str) -> Vec<String> {
     let mut commands = Vec::new();
@@ -70,18 +87,7 @@ fn every_lesson_command_runs() {
                 "{}: `{command}` runs until Ctrl-C; put it in a ```text block or add --demo-only",
                 file.display()
             );
-            // Paths in the lessons are relative to the checkout's root.
-            let output = Command::new(LAB)
-                .current_dir(docs_dir().join(".."))
-                .args(&words[1..])
-                .env("LATENCY_LAB_AGGREGATOR", "127.0.0.1:0")
-                .env("LATENCY_LAB_USER_SERVICE", "127.0.0.1:0")
-                .env("LATENCY_LAB_ORDER_SERVICE", "127.0.0.1:0")
-                .env("LATENCY_LAB_OTLP_GRPC", "127.0.0.1:0")
-                .env("LATENCY_LAB_OTLP_HTTP", "127.0.0.1:0")
-                .env("LATENCY_LAB_TRACES_DIR", traces.path())
-                .output()
-                .unwrap();
+            let output = run_lesson_words(&words[1..], traces.path());
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert!(
                 output.status.success(),

@@ -52,6 +52,17 @@ pub struct BenchArgs {
     /// aggregator runs some 50 times slower, so keep it low).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub instructions_rate: u32,
+    /// With --instructions: keep callgrind's profiles in this folder, one
+    /// per configuration and run, for `callgrind_annotate` (where the
+    /// instructions go, function by function).
+    #[arg(long, value_name = "DIR")]
+    pub keep_profiles: Option<PathBuf>,
+    /// A variable for every service in every configuration, `KEY=VALUE`
+    /// (repeatable): what to compare against the defaults, e.g.
+    /// `--env OTEL_TRACES_SAMPLER=parentbased_traceidratio --env
+    /// OTEL_TRACES_SAMPLER_ARG=0.1`. A configuration's own variable wins.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_var)]
+    pub env: Vec<EnvVar>,
     /// Use this latency-lab binary as is instead of building it.
     #[arg(long, env = "LATENCY_LAB_BIN", value_name = "PATH")]
     pub lab: Option<PathBuf>,
@@ -69,5 +80,46 @@ impl BenchArgs {
             args.instructions_rate = args.instructions_rate.min(10);
         }
         args
+    }
+}
+
+/// One `--env KEY=VALUE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub key: String,
+    pub value: String,
+}
+
+fn parse_env_var(text: &str) -> Result<EnvVar, String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() && !key.contains(char::is_whitespace) => {
+            Ok(EnvVar {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            })
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_takes_key_equals_value_and_names_a_bad_one() {
+        let args = BenchArgs::try_parse_from([
+            "bench",
+            "--env",
+            "OTEL_TRACES_SAMPLER_ARG=0.1",
+            "--env",
+            "A=b=c",
+        ])
+        .unwrap();
+        assert_eq!(args.env[0].key, "OTEL_TRACES_SAMPLER_ARG");
+        assert_eq!(args.env[0].value, "0.1");
+        assert_eq!(args.env[1].value, "b=c");
+        let error = BenchArgs::try_parse_from(["bench", "--env", "NOEQUALS"]).unwrap_err();
+        assert!(error.to_string().contains("KEY=VALUE"), "{error}");
     }
 }

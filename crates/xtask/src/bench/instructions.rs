@@ -61,6 +61,8 @@ pub struct InstructionReport {
     pub rate: u32,
     pub requests: u32,
     pub binary: String,
+    /// `--env`, as `KEY=VALUE`.
+    pub env: Vec<String>,
     pub counts: Vec<Count>,
 }
 
@@ -103,12 +105,23 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
             );
             let dir = work.path().join(format!("c{index}-{run}"));
             std::fs::create_dir_all(&dir)?;
-            let out = dir.join("callgrind.out");
+            let name = format!(
+                "{}-{}.callgrind.out",
+                config.name.replace(' ', "-"),
+                if measured > 0 { "loaded" } else { "baseline" }
+            );
+            let out = match &args.keep_profiles {
+                Some(keep) => {
+                    std::fs::create_dir_all(keep)
+                        .with_context(|| format!("cannot create {}", keep.display()))?;
+                    keep.join(name)
+                }
+                None => dir.join(name),
+            };
             receiver.store().clear();
             let wrapper = callgrind(&valgrind, &out);
             let suite =
-                suite::Suite::start_with(lab, config, &endpoint, args.mock_latency, Some(&wrapper))
-                    .await?;
+                suite::Suite::start_with(lab, config, &endpoint, args, Some(&wrapper)).await?;
             let url = target_url(&suite.aggregator_url);
             let warm = load::run(
                 lab,
@@ -158,6 +171,7 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
         rate,
         requests,
         binary: super::report::build_of(lab).to_owned(),
+        env: super::report::env_text(args),
         counts,
     })
 }
@@ -225,8 +239,11 @@ impl fmt::Display for InstructionReport {
             f,
             "bench --instructions: {} build; the aggregator under callgrind (all threads), \
              {} requests at {}/s (open loop) minus a run with the warm-up alone; \
-             mocks and receiver not counted",
-            self.binary, self.requests, self.rate
+             mocks and receiver not counted{}",
+            self.binary,
+            self.requests,
+            self.rate,
+            super::report::env_note(&self.env)
         )?;
         writeln!(f)?;
         writeln!(

@@ -149,7 +149,7 @@ async fn calibrate(
     work: &Path,
 ) -> anyhow::Result<u64> {
     store.clear();
-    let suite = suite::Suite::start(lab, &configs::TRACING_ON, endpoint, args.mock_latency).await?;
+    let suite = suite::Suite::start(lab, &configs::TRACING_ON, endpoint, args).await?;
     let summary = load::run(
         lab,
         &target_url(&suite.aggregator_url),
@@ -189,7 +189,7 @@ async fn session(
     let store = receiver.store();
     store.clear();
     receiver.metrics().clear();
-    let suite = suite::Suite::start(lab, config, endpoint, args.mock_latency).await?;
+    let suite = suite::Suite::start(lab, config, endpoint, args).await?;
     let url = target_url(&suite.aggregator_url);
     let warmup = load::run(
         lab,

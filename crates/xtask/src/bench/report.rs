@@ -61,6 +61,8 @@ pub struct Report {
     pub mock_latency_ms: f64,
     pub binary: String,
     pub spans_per_request: u64,
+    /// `--env`, as `KEY=VALUE`.
+    pub env: Vec<String>,
     /// (round, index into [`configs::ALL`], run).
     pub measurements: Vec<(u32, usize, Measurement)>,
     pub spans: Vec<(u32, usize, SpanCount)>,
@@ -87,6 +89,7 @@ impl Report {
             mock_latency_ms: args.mock_latency.as_secs_f64() * 1000.0,
             binary: build.to_owned(),
             spans_per_request,
+            env: env_text(args),
             measurements: Vec::new(),
             spans: Vec::new(),
         }
@@ -144,6 +147,23 @@ impl Report {
     }
 }
 
+/// `--env` as `KEY=VALUE` texts.
+pub fn env_text(args: &BenchArgs) -> Vec<String> {
+    args.env
+        .iter()
+        .map(|e| format!("{}={}", e.key, e.value))
+        .collect()
+}
+
+/// How `--env` shows in a report's first line: nothing when unused.
+pub fn env_note(env: &[String]) -> String {
+    if env.is_empty() {
+        String::new()
+    } else {
+        format!("; every service with {}", env.join(" "))
+    }
+}
+
 /// "release" or "debug" from the binary's path under `target/`, else "given".
 pub fn build_of(lab: &Path) -> &'static str {
     if lab.components().any(|c| c.as_os_str() == "release") {
@@ -194,14 +214,15 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "bench: {} round(s) × {} configurations, interleaved; {} build; runs of {} ms; \
-             mocks {} ms each (concurrent mode); fixed rate {}/s (open loop), saturating {} in flight (closed loop)",
+             mocks {} ms each (concurrent mode); fixed rate {}/s (open loop), saturating {} in flight (closed loop){}",
             self.rounds,
             configs::ALL.len(),
             self.binary,
             self.duration_ms,
             self.mock_latency_ms,
             self.rate,
-            self.concurrency
+            self.concurrency,
+            env_note(&self.env)
         )?;
         writeln!(f)?;
         writeln!(

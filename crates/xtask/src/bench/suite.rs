@@ -9,6 +9,7 @@ use std::time::Duration;
 use otlp_receiver::{ReceiverConfig, RunningReceiver};
 use service_kit::child::{self, ServiceCommand};
 
+use super::args::{BenchArgs, EnvVar};
 use super::configs::Config;
 
 /// How long a service may take to flush and exit after SIGTERM.
@@ -40,9 +41,9 @@ impl Suite {
         lab: &Path,
         config: &Config,
         endpoint: &str,
-        mock_latency: Duration,
+        args: &BenchArgs,
     ) -> anyhow::Result<Suite> {
-        Self::start_with(lab, config, endpoint, mock_latency, None).await
+        Self::start_with(lab, config, endpoint, args, None).await
     }
 
     /// As [`start`](Self::start), with the aggregator run under `wrapper`
@@ -52,14 +53,16 @@ impl Suite {
         lab: &Path,
         config: &Config,
         endpoint: &str,
-        mock_latency: Duration,
+        args: &BenchArgs,
         wrapper: Option<&[std::ffi::OsString]>,
     ) -> anyhow::Result<Suite> {
+        let mock_latency = args.mock_latency;
+        let env = &args.env;
         let latency = format!("{}ms", mock_latency.as_secs_f64() * 1000.0);
         let mut children = child::Children::default();
         // Both mocks alike: same latency, free ports.
         let mock = |name| {
-            command(lab, name, config, endpoint).args([
+            command(lab, name, config, endpoint, env).args([
                 "--listen",
                 "127.0.0.1:0",
                 "--latency",
@@ -69,11 +72,17 @@ impl Suite {
         let users = children.start(mock("user-service")).await?.url();
         let orders = children.start(mock("order-service")).await?.url();
         let mut aggregator = match wrapper {
-            Some([program, prefix @ ..]) => {
-                wrapped(program, prefix, lab, "profile-aggregator", config, endpoint)
-                    .ready_within(WRAPPED_WAIT)
-            }
-            _ => command(lab, "profile-aggregator", config, endpoint),
+            Some([program, prefix @ ..]) => wrapped(
+                program,
+                prefix,
+                lab,
+                "profile-aggregator",
+                config,
+                endpoint,
+                env,
+            )
+            .ready_within(WRAPPED_WAIT),
+            _ => command(lab, "profile-aggregator", config, endpoint, env),
         };
         aggregator = aggregator.args([
             "--listen",
@@ -114,10 +123,16 @@ impl Suite {
 }
 
 /// `latency-lab serve <name>` with only the configuration's OpenTelemetry
-/// variables (none inherited from the caller's shell), the SDK's defaults
-/// otherwise, exporting over gRPC to `endpoint`.
-fn command(lab: &Path, name: &str, config: &Config, endpoint: &str) -> ServiceCommand {
-    configured(ServiceCommand::new(name, lab), name, config, endpoint)
+/// variables (none inherited from the caller's shell) and `--env`'s, the
+/// SDK's defaults otherwise, exporting over gRPC to `endpoint`.
+fn command(
+    lab: &Path,
+    name: &str,
+    config: &Config,
+    endpoint: &str,
+    env: &[EnvVar],
+) -> ServiceCommand {
+    configured(ServiceCommand::new(name, lab), name, config, endpoint, env)
 }
 
 /// As [`command`], run as `program prefix… latency-lab serve <name>`.
@@ -128,12 +143,19 @@ fn wrapped(
     name: &str,
     config: &Config,
     endpoint: &str,
+    env: &[EnvVar],
 ) -> ServiceCommand {
     let cmd = ServiceCommand::new(name, program).args(prefix).arg(lab);
-    configured(cmd, name, config, endpoint)
+    configured(cmd, name, config, endpoint, env)
 }
 
-fn configured(cmd: ServiceCommand, name: &str, config: &Config, endpoint: &str) -> ServiceCommand {
+fn configured(
+    cmd: ServiceCommand,
+    name: &str,
+    config: &Config,
+    endpoint: &str,
+    env: &[EnvVar],
+) -> ServiceCommand {
     let mut cmd = cmd.arg("serve").arg(name);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("OTEL_") {
@@ -145,6 +167,10 @@ fn configured(cmd: ServiceCommand, name: &str, config: &Config, endpoint: &str) 
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("RUST_LOG", "warn")
         .stderr(Stdio::inherit());
+    // `--env` first: a configuration's own variable is what it compares.
+    for EnvVar { key, value } in env {
+        cmd = cmd.env(key, value);
+    }
     for (key, value) in config.env {
         cmd = cmd.env(key, value);
     }
