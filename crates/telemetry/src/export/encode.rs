@@ -59,7 +59,18 @@ impl EncodedResource {
 /// The request for `spans`: one `ResourceSpans`, one `ScopeSpans` per
 /// instrumentation scope in order of first appearance.
 pub(crate) fn export_request(spans: &[SpanData], resource: &EncodedResource) -> Vec<u8> {
-    let span_lens: Vec<usize> = spans.iter().map(span_len).collect();
+    // The sizing pass keeps each span attribute's lengths (its body, its
+    // value's), so the writing pass does not work them out again; the
+    // attributes of span `i` start at `first_attribute[i]`.
+    let mut attribute_lens = Vec::with_capacity(spans.len() * 16);
+    let mut first_attribute = Vec::with_capacity(spans.len());
+    let span_lens: Vec<usize> = spans
+        .iter()
+        .map(|span| {
+            first_attribute.push(attribute_lens.len());
+            span_len(span, &mut attribute_lens)
+        })
+        .collect();
     // Scopes are few (usually one): a linear search keeps their order.
     let mut scopes: Vec<(&InstrumentationScope, Vec<usize>)> = Vec::new();
     for (i, span) in spans.iter().enumerate() {
@@ -93,7 +104,9 @@ pub(crate) fn export_request(spans: &[SpanData], resource: &EncodedResource) -> 
         put_scope(&mut buf, scope);
         for &i in members {
             put_len(&mut buf, 2, span_lens[i]);
-            put_span(&mut buf, &spans[i]);
+            let first = first_attribute[i];
+            let lens = &attribute_lens[first..first + spans[i].attributes.len()];
+            put_span(&mut buf, &spans[i], lens);
         }
         put_str(&mut buf, 3, scope.schema_url().unwrap_or_default());
     }
@@ -200,7 +213,33 @@ fn status_len(status: &Status) -> usize {
     }
 }
 
-fn span_len(span: &SpanData) -> usize {
+/// The lengths of one attribute: its `KeyValue` body, and its value's
+/// `AnyValue` body.
+#[derive(Debug, Clone, Copy)]
+struct AttributeLens {
+    body: usize,
+    value: usize,
+}
+
+fn attribute_lens(kv: &KeyValue) -> AttributeLens {
+    let value = any_len(&kv.value);
+    AttributeLens {
+        body: str_len(1, kv.key.as_str()) + message_len(2, value),
+        value,
+    }
+}
+
+/// A span's length; its attributes' lengths are appended to `lens`.
+fn span_len(span: &SpanData, lens: &mut Vec<AttributeLens>) -> usize {
+    let attributes: usize = span
+        .attributes
+        .iter()
+        .map(|kv| {
+            let l = attribute_lens(kv);
+            lens.push(l);
+            message_len(9, l.body)
+        })
+        .sum();
     let context = &span.span_context;
     let parent = parent_bytes(span);
     str_len(3, &context.trace_state().header())
@@ -212,7 +251,7 @@ fn span_len(span: &SpanData) -> usize {
         + varint_len(6, span_kind(&span.span_kind))
         + fixed64_len(7, nanos(span.start_time))
         + fixed64_len(8, nanos(span.end_time))
-        + kvs_len(9, &span.attributes)
+        + attributes
         + varint_len(10, u64::from(span.dropped_attributes_count))
         + span
             .events
@@ -378,7 +417,7 @@ fn put_scope(buf: &mut Vec<u8>, scope: &InstrumentationScope) {
     }
 }
 
-fn put_span(buf: &mut Vec<u8>, span: &SpanData) {
+fn put_span(buf: &mut Vec<u8>, span: &SpanData, lens: &[AttributeLens]) {
     let context = &span.span_context;
     put_bytes(buf, 1, &context.trace_id().to_bytes());
     put_bytes(buf, 2, &context.span_id().to_bytes());
@@ -391,7 +430,12 @@ fn put_span(buf: &mut Vec<u8>, span: &SpanData) {
     put_varint(buf, 6, span_kind(&span.span_kind));
     put_fixed64(buf, 7, nanos(span.start_time));
     put_fixed64(buf, 8, nanos(span.end_time));
-    put_kvs(buf, 9, &span.attributes);
+    for (kv, l) in span.attributes.iter().zip(lens) {
+        put_len(buf, 9, l.body);
+        put_str(buf, 1, kv.key.as_str());
+        put_len(buf, 2, l.value);
+        put_any(buf, &kv.value);
+    }
     put_varint(buf, 10, u64::from(span.dropped_attributes_count));
     for event in &span.events.events {
         put_len(buf, 11, event_len(event));
