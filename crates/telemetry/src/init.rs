@@ -122,17 +122,20 @@ fn build_provider_with(
         let timeout = config.span_export.otlp_timeout;
         let settings = ExportSettings::from_config(config);
         let env = |var: &str| std::env::var(var).ok();
-        if plain_endpoint(&config.endpoint, env) {
+        // Checked whichever exporter sends, so a bad pair fails the start.
+        let headers = export::headers::from_env(env)?;
+        if direct_export_chosen(env)? && plain_endpoint(&config.endpoint, env) {
             let report = Box::new(export::report::log);
             let processor = match config.protocol {
                 OtlpProtocol::Grpc => {
-                    let sink = GrpcSpanSink::new(&config.endpoint, timeout).map_err(|e| {
-                        ExporterBuildError::InvalidUri(config.endpoint.clone(), e.to_string())
-                    })?;
+                    let sink =
+                        GrpcSpanSink::new(&config.endpoint, timeout, headers).map_err(|e| {
+                            ExporterBuildError::InvalidUri(config.endpoint.clone(), e.to_string())
+                        })?;
                     RetryingBatchProcessor::start(sink, settings, report)
                 }
                 OtlpProtocol::HttpProtobuf => {
-                    let sink = HttpSpanSink::new(&config.endpoint, timeout)
+                    let sink = HttpSpanSink::new(&config.endpoint, timeout, headers)
                         .map_err(ExporterBuildError::InternalFailure)?;
                     RetryingBatchProcessor::start(sink, settings, report)
                 }
@@ -160,26 +163,40 @@ fn build_provider_with(
     Ok((builder.build(), stats))
 }
 
-/// Variables that only the OpenTelemetry OTLP exporter applies (headers,
-/// compression, TLS): when one is set, spans go through that exporter.
+/// `LATENCY_LAB_SPAN_EXPORTER`: `direct` (the default) or `sdk`, which sends
+/// every span through the OpenTelemetry OTLP exporter: to compare the two
+/// (`cargo xtask bench --env LATENCY_LAB_SPAN_EXPORTER=sdk`), or to step
+/// around the direct encoder should it ever be at fault.
+pub const SPAN_EXPORTER_VAR: &str = "LATENCY_LAB_SPAN_EXPORTER";
+
+fn direct_export_chosen(env: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryError> {
+    match env(SPAN_EXPORTER_VAR) {
+        None => Ok(true),
+        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
+            "" | "direct" => Ok(true),
+            "sdk" => Ok(false),
+            _ => Err(TelemetryError::InvalidEnv {
+                var: SPAN_EXPORTER_VAR,
+                value,
+                reason: "expected direct or sdk".to_owned(),
+            }),
+        },
+    }
+}
+
+/// Variables only the OpenTelemetry OTLP exporter applies: compression
+/// (which, without its `gzip-tonic`/`zstd-*` features, this build refuses
+/// at start with that exporter's own error). When one is set, spans go
+/// through that exporter.
 const EXPORTER_ONLY_VARIABLES: &[&str] = &[
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
     "OTEL_EXPORTER_OTLP_COMPRESSION",
     "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-    "OTEL_EXPORTER_OTLP_INSECURE",
-    "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
 ];
 
 /// Whether spans can take the direct path (`export::grpc`, `export::http`:
 /// the request written straight from the spans, `export/encode.rs` says
-/// why): a plain `http://` endpoint and none of [`EXPORTER_ONLY_VARIABLES`]
+/// why): a plain `http://` endpoint (`https://` needs TLS, which only that
+/// exporter's features could bring) and none of [`EXPORTER_ONLY_VARIABLES`]
 /// set.
 fn plain_endpoint(endpoint: &str, env: impl Fn(&str) -> Option<String>) -> bool {
     endpoint.starts_with("http://")
@@ -193,12 +210,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_plain_endpoint_without_headers_compression_or_tls_takes_the_direct_path() {
+    fn the_span_exporter_is_direct_unless_sdk_is_asked_for_and_a_typo_is_named() {
+        let with =
+            |v: &'static str| move |var: &str| (var == SPAN_EXPORTER_VAR).then(|| v.to_owned());
+        assert!(direct_export_chosen(|_: &str| None).unwrap());
+        assert!(direct_export_chosen(with("direct")).unwrap());
+        assert!(direct_export_chosen(with("")).unwrap());
+        assert!(!direct_export_chosen(with(" SDK ")).unwrap());
+        let error = direct_export_chosen(with("stock")).unwrap_err().to_string();
+        assert!(
+            error.contains(SPAN_EXPORTER_VAR) && error.contains("direct or sdk"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_a_plain_endpoint_without_compression_takes_the_direct_path() {
         let none = |_: &str| None;
         assert!(plain_endpoint("http://127.0.0.1:4317", none));
         assert!(!plain_endpoint("https://collector.example:4317", none));
         for var in EXPORTER_ONLY_VARIABLES {
-            let set = |v: &str| (v == *var).then(|| "x=y".to_owned());
+            let set = |v: &str| (v == *var).then(|| "gzip".to_owned());
             assert!(!plain_endpoint("http://127.0.0.1:4317", set), "{var}");
             let empty = |v: &str| (v == *var).then(String::new);
             assert!(

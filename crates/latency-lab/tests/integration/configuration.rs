@@ -93,6 +93,8 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
         ("LATENCY_LAB_SPAN_SOURCE", "yes"),
+        ("LATENCY_LAB_SPAN_EXPORTER", "stock"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "bad name=1"),
         ("OTEL_METRICS_EXPORTER", "prometheus"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "5s"),
         ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "carrier-pigeon"),

@@ -38,25 +38,43 @@ async fn grpc_delivers_spans() {
     full_trace_arrives(Protocol::Grpc).await;
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS` for every service: spans then leave
-/// through the OpenTelemetry OTLP exporter (it applies the headers)
-/// instead of the direct path (`telemetry::init`).
-fn with_headers() -> Vec<(&'static str, &'static str, &'static str)> {
-    let header = ("OTEL_EXPORTER_OTLP_HEADERS", "x-latency-lab=export-test");
+/// `KEY=VALUE` for every service.
+fn for_every_service(
+    key: &'static str,
+    value: &'static str,
+) -> Vec<(&'static str, &'static str, &'static str)> {
     ["profile-aggregator", "user-service", "order-service"]
         .into_iter()
-        .map(|service| (service, header.0, header.1))
+        .map(|service| (service, key, value))
         .collect()
 }
 
+/// Headers go on every export request of the direct path
+/// (`telemetry::export::sink_tests` checks they arrive).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_with_headers_delivers_spans_through_the_sdk_exporter() {
-    full_trace_arrives_with(Protocol::Grpc, with_headers()).await;
+async fn grpc_with_headers_delivers_spans() {
+    let headers = for_every_service("OTEL_EXPORTER_OTLP_HEADERS", "x-latency-lab=export-test");
+    full_trace_arrives_with(Protocol::Grpc, headers).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_protobuf_with_headers_delivers_spans_through_the_sdk_exporter() {
-    full_trace_arrives_with(Protocol::HttpProtobuf, with_headers()).await;
+async fn http_protobuf_with_headers_delivers_spans() {
+    let headers = for_every_service("OTEL_EXPORTER_OTLP_HEADERS", "x-latency-lab=export-test");
+    full_trace_arrives_with(Protocol::HttpProtobuf, headers).await;
+}
+
+/// `LATENCY_LAB_SPAN_EXPORTER=sdk`: the OpenTelemetry OTLP exporter sends
+/// instead of the direct path, and delivers the same trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_through_the_sdk_exporter_delivers_spans() {
+    let sdk = for_every_service("LATENCY_LAB_SPAN_EXPORTER", "sdk");
+    full_trace_arrives_with(Protocol::Grpc, sdk).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_through_the_sdk_exporter_delivers_spans() {
+    let sdk = for_every_service("LATENCY_LAB_SPAN_EXPORTER", "sdk");
+    full_trace_arrives_with(Protocol::HttpProtobuf, sdk).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

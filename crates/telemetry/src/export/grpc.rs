@@ -2,10 +2,10 @@
 //! standard `TraceService/Export` call over tonic, with a codec that sends
 //! the request's bytes as they are.
 //!
-//! Used for the plain case only, a `http://` endpoint with no headers, no
-//! compression and no certificates set in the `OTEL_EXPORTER_OTLP_*`
-//! variables (`init.rs` decides); everything else goes through the
-//! OpenTelemetry OTLP exporter, which reads those variables itself.
+//! Used for a plain `http://` endpoint without compression (`init.rs`
+//! decides), with the headers of `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`;
+//! otherwise the OpenTelemetry OTLP exporter sends (and, in this build,
+//! refuses compression and `https://` with a clear error).
 //! OTLP/HTTP has the same pair in [`super::http`].
 
 use std::time::Duration;
@@ -17,9 +17,11 @@ use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message as _;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 
 use super::encode::{self, EncodedResource};
+use super::headers;
 use super::worker::BatchSink;
 
 /// The OTLP trace service's one method.
@@ -28,6 +30,8 @@ const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/
 /// Sends batches to an OTLP/gRPC endpoint.
 pub(crate) struct GrpcSpanSink {
     client: tonic::client::Grpc<Channel>,
+    /// `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`, as gRPC metadata.
+    metadata: MetadataMap,
     resource: EncodedResource,
 }
 
@@ -35,12 +39,18 @@ impl GrpcSpanSink {
     /// A lazily connected channel to `endpoint`, each call bounded by
     /// `timeout`. Call inside the Tokio runtime: the channel's connection
     /// task lives there.
-    pub(crate) fn new(endpoint: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    pub(crate) fn new(
+        endpoint: &str,
+        timeout: Duration,
+        headers: http::HeaderMap,
+    ) -> Result<Self, tonic::transport::Error> {
         let channel = Endpoint::from_shared(endpoint.to_owned())?
+            .user_agent(headers::user_agent())?
             .timeout(timeout)
             .connect_lazy();
         Ok(Self {
             client: tonic::client::Grpc::new(channel),
+            metadata: MetadataMap::from_headers(headers),
             resource: EncodedResource::default(),
         })
     }
@@ -52,8 +62,10 @@ impl GrpcSpanSink {
             .await
             .map_err(|e| format!("export failed: {}", chain(&e)))?;
         let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+        let mut request = tonic::Request::new(body);
+        *request.metadata_mut() = self.metadata.clone();
         let response = client
-            .unary(tonic::Request::new(body), path, RawCodec)
+            .unary(request, path, RawCodec)
             .await
             .map_err(|status| {
                 let mut text = format!(

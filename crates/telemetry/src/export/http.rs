@@ -1,9 +1,9 @@
 //! OTLP/HTTP span export (`http/protobuf`) of requests encoded by
 //! [`super::encode`]: a POST of the request's bytes to `/v1/traces`.
 //!
-//! As for gRPC ([`super::grpc`]), only the plain case comes here (`init.rs`
-//! decides); with headers, compression or TLS variables set, the
-//! OpenTelemetry OTLP exporter sends. The client is reqwest's blocking one,
+//! As for gRPC ([`super::grpc`]), a plain `http://` endpoint without
+//! compression comes here (`init.rs` decides), with the headers of
+//! `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`. The client is reqwest's blocking one,
 //! as the SDK's own HTTP exporter uses: the export thread has no Tokio
 //! runtime.
 
@@ -17,6 +17,7 @@ use prost::Message as _;
 
 use super::encode::{self, EncodedResource};
 use super::grpc::{chain, log_partial_success};
+use super::headers;
 use super::worker::BatchSink;
 
 /// Sends batches to an OTLP/HTTP endpoint.
@@ -31,10 +32,16 @@ impl HttpSpanSink {
     /// Each request bounded by `timeout`. The blocking client starts a
     /// runtime of its own, which must not be built inside the caller's
     /// (Tokio refuses): it is built on a thread of its own.
-    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn new(
+        url: &str,
+        timeout: Duration,
+        headers: http::HeaderMap,
+    ) -> Result<Self, String> {
         let client = std::thread::spawn(move || {
             reqwest::blocking::Client::builder()
                 .timeout(timeout)
+                .user_agent(headers::user_agent())
+                .default_headers(headers)
                 .build()
         })
         .join()

@@ -26,6 +26,7 @@
 mod backoff;
 mod encode;
 pub(crate) mod grpc;
+pub(crate) mod headers;
 pub(crate) mod http;
 mod metrics;
 mod processor;
@@ -73,3 +74,6 @@ impl ExportSettings {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sink_tests;

@@ -123,7 +123,8 @@ impl Suite {
 }
 
 /// `latency-lab serve <name>` with only the configuration's OpenTelemetry
-/// variables (none inherited from the caller's shell) and `--env`'s, the
+/// variables (none inherited from the caller's shell, nor
+/// `LATENCY_LAB_SPAN_*`) and `--env`'s, the
 /// SDK's defaults otherwise, exporting over gRPC to `endpoint`.
 fn command(
     lab: &Path,
@@ -158,7 +159,8 @@ fn configured(
 ) -> ServiceCommand {
     let mut cmd = cmd.arg("serve").arg(name);
     for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("OTEL_") {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("OTEL_") || key_text.starts_with("LATENCY_LAB_SPAN_") {
             cmd = cmd.env_remove(key);
         }
     }

@@ -90,7 +90,7 @@ impl ServiceProcess {
         // The tests set telemetry's variables themselves: none leaks in
         // from the shell that runs them.
         for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") || key == "LATENCY_LAB_SPAN_SOURCE" {
+            if key.starts_with("OTEL_") || key.starts_with("LATENCY_LAB_SPAN_") {
                 command = command.env_remove(key);
             }
         }
