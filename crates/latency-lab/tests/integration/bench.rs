@@ -36,6 +36,7 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
     assert!(text.contains("medians of per-round ratios:"), "{text}");
     assert!(
         text.contains("CPU/req, tracing on ÷ SDK disabled, saturating")
+            && text.contains("CPU/req, metrics off ÷ SDK disabled, saturating")
             && text.contains("p99.9 (total), tracing on ÷ SDK disabled, fixed rate"),
         "{text}"
     );
