@@ -270,6 +270,50 @@ pub struct TelemetryConfig {
     pub span_source: bool,
     /// Metrics: exporter, destination and interval.
     pub metrics: MetricsConfig,
+    /// Which exporter sends the spans ([`SpanExporterKind`]).
+    pub span_exporter: SpanExporterKind,
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
+    /// sent with every span export request (`export/headers.rs`).
+    pub otlp_headers: http::HeaderMap,
+}
+
+/// Who sends the spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanExporterKind {
+    /// The request written straight from the spans and sent by our own gRPC
+    /// or HTTP client (`export/encode.rs` says why): the default.
+    Direct,
+    /// The OpenTelemetry OTLP exporter: asked for with
+    /// `LATENCY_LAB_SPAN_EXPORTER=sdk` (to compare, or to step around the
+    /// direct encoder), and taken for what only it handles: compression
+    /// (`OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION`), which this build
+    /// refuses with that exporter's own error. (`https://` endpoints are
+    /// refused before either, by `resolve_destination`.)
+    Sdk,
+}
+
+/// The variable that chooses [`TelemetryConfig::span_exporter`]: `direct`
+/// (the default) or `sdk`.
+pub const SPAN_EXPORTER_VAR: &str = "LATENCY_LAB_SPAN_EXPORTER";
+
+impl SpanExporterKind {
+    fn from_lookup(non_empty: &impl Fn(&str) -> Option<String>) -> Result<Self, TelemetryError> {
+        let asked = match non_empty(SPAN_EXPORTER_VAR) {
+            None => Self::Direct,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "direct" => Self::Direct,
+                "sdk" => Self::Sdk,
+                _ => return Err(invalid(SPAN_EXPORTER_VAR, &v, "expected direct or sdk")),
+            },
+        };
+        let compression = [
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ]
+        .iter()
+        .any(|var| non_empty(var).is_some());
+        Ok(if compression { Self::Sdk } else { asked })
+    }
 }
 
 /// The span export queue and its time limits: the `OTEL_BSP_*` variables and
@@ -446,6 +490,8 @@ impl TelemetryConfig {
             None => DEFAULT_SCHEDULE_DELAY,
         };
         let span_export = SpanExportConfig::from_lookup(&non_empty)?;
+        let span_exporter = SpanExporterKind::from_lookup(&non_empty)?;
+        let otlp_headers = crate::export::headers::from_lookup(&non_empty)?;
 
         Ok(Self {
             default_service_name,
@@ -459,6 +505,8 @@ impl TelemetryConfig {
             span_export,
             span_source,
             metrics,
+            span_exporter,
+            otlp_headers,
         })
     }
 }
@@ -522,6 +570,32 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         TelemetryConfig::from_lookup("user-service", "1.2.3", |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn spans_go_the_direct_way_unless_sdk_or_compression_says_otherwise() {
+        let kind = |vars: &[(&str, &str)]| resolve(vars).unwrap().span_exporter;
+        assert_eq!(kind(&[]), SpanExporterKind::Direct);
+        assert_eq!(
+            kind(&[(SPAN_EXPORTER_VAR, "direct")]),
+            SpanExporterKind::Direct
+        );
+        assert_eq!(kind(&[(SPAN_EXPORTER_VAR, " ")]), SpanExporterKind::Direct);
+        assert_eq!(kind(&[(SPAN_EXPORTER_VAR, " SDK ")]), SpanExporterKind::Sdk);
+        for var in [
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ] {
+            assert_eq!(kind(&[(var, "gzip")]), SpanExporterKind::Sdk, "{var}");
+            assert_eq!(kind(&[(var, "")]), SpanExporterKind::Direct, "{var} empty");
+        }
+        let error = resolve(&[(SPAN_EXPORTER_VAR, "stock")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(SPAN_EXPORTER_VAR) && error.contains("direct or sdk"),
+            "{error}"
+        );
     }
 
     #[test]

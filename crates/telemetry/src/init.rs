@@ -9,7 +9,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::config::{OtlpProtocol, SpanExporterKind, TelemetryConfig};
 use crate::export::grpc::GrpcSpanSink;
 use crate::export::http::HttpSpanSink;
 use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
@@ -121,10 +121,8 @@ fn build_provider_with(
         // runtime; the processor's thread then only drives its futures.
         let timeout = config.span_export.otlp_timeout;
         let settings = ExportSettings::from_config(config);
-        let env = |var: &str| std::env::var(var).ok();
-        // Checked whichever exporter sends, so a bad pair fails the start.
-        let headers = export::headers::from_env(env)?;
-        if direct_export_chosen(env)? && plain_endpoint(&config.endpoint, env) {
+        if config.span_exporter == SpanExporterKind::Direct {
+            let headers = config.otlp_headers.clone();
             let report = Box::new(export::report::log);
             let processor = match config.protocol {
                 OtlpProtocol::Grpc => {
@@ -161,82 +159,4 @@ fn build_provider_with(
         builder = builder.with_span_processor(processor);
     }
     Ok((builder.build(), stats))
-}
-
-/// `LATENCY_LAB_SPAN_EXPORTER`: `direct` (the default) or `sdk`, which sends
-/// every span through the OpenTelemetry OTLP exporter: to compare the two
-/// (`cargo xtask bench --env LATENCY_LAB_SPAN_EXPORTER=sdk`), or to step
-/// around the direct encoder should it ever be at fault.
-pub const SPAN_EXPORTER_VAR: &str = "LATENCY_LAB_SPAN_EXPORTER";
-
-fn direct_export_chosen(env: impl Fn(&str) -> Option<String>) -> Result<bool, TelemetryError> {
-    match env(SPAN_EXPORTER_VAR) {
-        None => Ok(true),
-        Some(value) => match value.trim().to_ascii_lowercase().as_str() {
-            "" | "direct" => Ok(true),
-            "sdk" => Ok(false),
-            _ => Err(TelemetryError::InvalidEnv {
-                var: SPAN_EXPORTER_VAR,
-                value,
-                reason: "expected direct or sdk".to_owned(),
-            }),
-        },
-    }
-}
-
-/// Variables only the OpenTelemetry OTLP exporter applies: compression
-/// (which, without its `gzip-tonic`/`zstd-*` features, this build refuses
-/// at start with that exporter's own error). When one is set, spans go
-/// through that exporter.
-const EXPORTER_ONLY_VARIABLES: &[&str] = &[
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-];
-
-/// Whether spans can take the direct path (`export::grpc`, `export::http`:
-/// the request written straight from the spans, `export/encode.rs` says
-/// why): a plain `http://` endpoint (`https://` needs TLS, which only that
-/// exporter's features could bring) and none of [`EXPORTER_ONLY_VARIABLES`]
-/// set.
-fn plain_endpoint(endpoint: &str, env: impl Fn(&str) -> Option<String>) -> bool {
-    endpoint.starts_with("http://")
-        && EXPORTER_ONLY_VARIABLES
-            .iter()
-            .all(|var| env(var).is_none_or(|v| v.trim().is_empty()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_span_exporter_is_direct_unless_sdk_is_asked_for_and_a_typo_is_named() {
-        let with =
-            |v: &'static str| move |var: &str| (var == SPAN_EXPORTER_VAR).then(|| v.to_owned());
-        assert!(direct_export_chosen(|_: &str| None).unwrap());
-        assert!(direct_export_chosen(with("direct")).unwrap());
-        assert!(direct_export_chosen(with("")).unwrap());
-        assert!(!direct_export_chosen(with(" SDK ")).unwrap());
-        let error = direct_export_chosen(with("stock")).unwrap_err().to_string();
-        assert!(
-            error.contains(SPAN_EXPORTER_VAR) && error.contains("direct or sdk"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn only_a_plain_endpoint_without_compression_takes_the_direct_path() {
-        let none = |_: &str| None;
-        assert!(plain_endpoint("http://127.0.0.1:4317", none));
-        assert!(!plain_endpoint("https://collector.example:4317", none));
-        for var in EXPORTER_ONLY_VARIABLES {
-            let set = |v: &str| (v == *var).then(|| "gzip".to_owned());
-            assert!(!plain_endpoint("http://127.0.0.1:4317", set), "{var}");
-            let empty = |v: &str| (v == *var).then(String::new);
-            assert!(
-                plain_endpoint("http://127.0.0.1:4317", empty),
-                "{var} empty"
-            );
-        }
-    }
 }

@@ -42,7 +42,7 @@ pub use client::{
 };
 pub use config::{
     MetricsConfig, MetricsExporterKind, OtlpProtocol, SamplerConfig, SpanExportConfig,
-    TelemetryConfig, SPAN_SOURCE_VAR,
+    SpanExporterKind, TelemetryConfig, SPAN_EXPORTER_VAR, SPAN_SOURCE_VAR,
 };
 pub use error::TelemetryError;
 pub use export::SpanExportStats;

@@ -2,10 +2,8 @@
 //! standard `TraceService/Export` call over tonic, with a codec that sends
 //! the request's bytes as they are.
 //!
-//! Used for a plain `http://` endpoint without compression (`init.rs`
-//! decides), with the headers of `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`;
-//! otherwise the OpenTelemetry OTLP exporter sends (and, in this build,
-//! refuses compression and `https://` with a clear error).
+//! Used unless `config::SpanExporterKind` says `Sdk` (asked for, or
+//! compression set), with the headers of `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`.
 //! OTLP/HTTP has the same pair in [`super::http`].
 
 use std::time::Duration;

@@ -25,11 +25,14 @@ pub(crate) fn user_agent() -> String {
     )
 }
 
-/// The headers the variables ask for (empty when neither is set).
-pub(crate) fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<HeaderMap, TelemetryError> {
-    let (var, value) = match env(TRACES_HEADERS) {
+/// The headers the variables ask for (empty when neither is set), from
+/// a lookup that leaves out empty values ([`crate::config`]'s).
+pub(crate) fn from_lookup(
+    non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<HeaderMap, TelemetryError> {
+    let (var, value) = match non_empty(TRACES_HEADERS) {
         Some(value) => (TRACES_HEADERS, value),
-        None => match env(HEADERS) {
+        None => match non_empty(HEADERS) {
             Some(value) => (HEADERS, value),
             None => return Ok(HeaderMap::new()),
         },
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn pairs_are_trimmed_decoded_and_empty_ones_left_out() {
-        let headers = from_env(env(&[(
+        let headers = from_lookup(&env(&[(
             HEADERS,
             " api-key = secret%20value , x-team=lab,,noequals, empty=, =novalue",
         )]))
@@ -90,21 +93,21 @@ mod tests {
 
     #[test]
     fn the_signals_own_variable_replaces_the_generic_one() {
-        let headers = from_env(env(&[(HEADERS, "a=1,b=2"), (TRACES_HEADERS, "c=3")])).unwrap();
+        let headers = from_lookup(&env(&[(HEADERS, "a=1,b=2"), (TRACES_HEADERS, "c=3")])).unwrap();
         assert_eq!(headers.len(), 1);
         assert_eq!(headers["c"], "3");
-        assert!(from_env(env(&[])).unwrap().is_empty());
+        assert!(from_lookup(&env(&[])).unwrap().is_empty());
     }
 
     #[test]
     fn a_pair_that_cannot_be_a_header_names_the_variable() {
-        let error = from_env(env(&[(TRACES_HEADERS, "bad name=1")])).unwrap_err();
+        let error = from_lookup(&env(&[(TRACES_HEADERS, "bad name=1")])).unwrap_err();
         let text = error.to_string();
         assert!(
             text.contains(TRACES_HEADERS) && text.contains("bad name"),
             "{text}"
         );
-        let error = from_env(env(&[(HEADERS, "k=line%0Abreak")])).unwrap_err();
+        let error = from_lookup(&env(&[(HEADERS, "k=line%0Abreak")])).unwrap_err();
         assert!(error.to_string().contains(HEADERS), "{error}");
     }
 }

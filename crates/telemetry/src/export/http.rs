@@ -1,9 +1,7 @@
 //! OTLP/HTTP span export (`http/protobuf`) of requests encoded by
 //! [`super::encode`]: a POST of the request's bytes to `/v1/traces`.
 //!
-//! As for gRPC ([`super::grpc`]), a plain `http://` endpoint without
-//! compression comes here (`init.rs` decides), with the headers of
-//! `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`. The client is reqwest's blocking one,
+//! Chosen as [`super::grpc`] is, with the same headers. The client is reqwest's blocking one,
 //! as the SDK's own HTTP exporter uses: the export thread has no Tokio
 //! runtime.
 

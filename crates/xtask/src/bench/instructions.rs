@@ -88,6 +88,13 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
     let endpoint = receiver.grpc_endpoint();
     let work = tempfile::tempdir().context("cannot create a scratch folder")?;
     let (rate, requests) = (args.instructions_rate, args.instructions_requests);
+    // callgrind's files: kept where `--keep-profiles` says, else scratch.
+    let profiles = args
+        .keep_profiles
+        .clone()
+        .unwrap_or_else(|| work.path().to_owned());
+    std::fs::create_dir_all(&profiles)
+        .with_context(|| format!("cannot create {}", profiles.display()))?;
     let mut counts = Vec::new();
     for (index, config) in configs::ALL.iter().enumerate() {
         let mut totals = [0u64; 2];
@@ -110,18 +117,10 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
                 config.name.replace(' ', "-"),
                 if measured > 0 { "loaded" } else { "baseline" }
             );
-            let out = match &args.keep_profiles {
-                Some(keep) => {
-                    std::fs::create_dir_all(keep)
-                        .with_context(|| format!("cannot create {}", keep.display()))?;
-                    keep.join(name)
-                }
-                None => dir.join(name),
-            };
+            let out = profiles.join(name);
             receiver.store().clear();
             let wrapper = callgrind(&valgrind, &out);
-            let suite =
-                suite::Suite::start_with(lab, config, &endpoint, args, Some(&wrapper)).await?;
+            let suite = suite::Suite::start_with(lab, config, &endpoint, args, &wrapper).await?;
             let url = target_url(&suite.aggregator_url);
             let warm = load::run(
                 lab,
@@ -144,7 +143,7 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
                 }
                 other => other,
             };
-            let stopped = suite.stop_wrapped().await;
+            let stopped = suite.stop().await;
             let summary = loaded.with_context(|| format!("{}: the load failed", config.name))?;
             stopped?;
             if measured > 0 {

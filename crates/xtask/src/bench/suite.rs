@@ -2,6 +2,7 @@
 //! children (as `latency-lab up` does), exporting to this process's own
 //! OTLP receiver so the spans that arrive can be counted.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct Suite {
     children: child::Children,
     pub aggregator_pid: u32,
     pub aggregator_url: String,
+    /// How long the services may take to stop: longer for a wrapped aggregator.
+    stop_deadline: Duration,
 }
 
 impl Suite {
@@ -43,48 +46,29 @@ impl Suite {
         endpoint: &str,
         args: &BenchArgs,
     ) -> anyhow::Result<Suite> {
-        Self::start_with(lab, config, endpoint, args, None).await
+        Self::start_with(lab, config, endpoint, args, &[]).await
     }
 
     /// As [`start`](Self::start), with the aggregator run under `wrapper`
-    /// (a program and its arguments, e.g. valgrind's callgrind) and its
-    /// readiness and stop waits stretched to suit.
+    /// (a program and its arguments, e.g. valgrind's callgrind; empty:
+    /// none) and its readiness and stop waits stretched to suit.
     pub async fn start_with(
         lab: &Path,
         config: &Config,
         endpoint: &str,
         args: &BenchArgs,
-        wrapper: Option<&[std::ffi::OsString]>,
+        wrapper: &[OsString],
     ) -> anyhow::Result<Suite> {
-        let mock_latency = args.mock_latency;
-        let env = &args.env;
-        let latency = format!("{}ms", mock_latency.as_secs_f64() * 1000.0);
+        let latency = format!("{}ms", args.mock_latency.as_secs_f64() * 1000.0);
+        let service = |name, wrapper| command(lab, name, config, endpoint, &args.env, wrapper);
         let mut children = child::Children::default();
         // Both mocks alike: same latency, free ports.
         let mock = |name| {
-            command(lab, name, config, endpoint, env).args([
-                "--listen",
-                "127.0.0.1:0",
-                "--latency",
-                latency.as_str(),
-            ])
+            service(name, &[]).args(["--listen", "127.0.0.1:0", "--latency", latency.as_str()])
         };
         let users = children.start(mock("user-service")).await?.url();
         let orders = children.start(mock("order-service")).await?.url();
-        let mut aggregator = match wrapper {
-            Some([program, prefix @ ..]) => wrapped(
-                program,
-                prefix,
-                lab,
-                "profile-aggregator",
-                config,
-                endpoint,
-                env,
-            )
-            .ready_within(WRAPPED_WAIT),
-            _ => command(lab, "profile-aggregator", config, endpoint, env),
-        };
-        aggregator = aggregator.args([
+        let mut aggregator = service("profile-aggregator", wrapper).args([
             "--listen",
             "127.0.0.1:0",
             "--user-service-url",
@@ -92,26 +76,24 @@ impl Suite {
             "--order-service-url",
             &orders,
         ]);
+        let mut stop_deadline = STOP_DEADLINE;
+        if !wrapper.is_empty() {
+            aggregator = aggregator.ready_within(WRAPPED_WAIT);
+            stop_deadline = WRAPPED_WAIT;
+        }
         let aggregator = children.start(aggregator).await?;
         let (aggregator_pid, aggregator_url) = (aggregator.pid(), aggregator.url());
         Ok(Suite {
             children,
             aggregator_pid,
             aggregator_url,
+            stop_deadline,
         })
     }
 
     /// SIGTERM front to back: every service flushes its spans before it exits.
-    pub async fn stop(self) -> anyhow::Result<()> {
-        self.stop_within(STOP_DEADLINE).await
-    }
-
-    /// As [`stop`](Self::stop), for a wrapped aggregator.
-    pub async fn stop_wrapped(self) -> anyhow::Result<()> {
-        self.stop_within(WRAPPED_WAIT).await
-    }
-
-    async fn stop_within(mut self, deadline: Duration) -> anyhow::Result<()> {
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let deadline = self.stop_deadline;
         for stopped in self.children.stop_all(deadline).await {
             let stopped = stopped?;
             if stopped.killed {
@@ -122,42 +104,24 @@ impl Suite {
     }
 }
 
-/// `latency-lab serve <name>` with only the configuration's OpenTelemetry
-/// variables (none inherited from the caller's shell, nor
-/// `LATENCY_LAB_SPAN_*`) and `--env`'s, the
-/// SDK's defaults otherwise, exporting over gRPC to `endpoint`.
+/// `[wrapper…] latency-lab serve <name>` with only the configuration's
+/// OpenTelemetry variables (none inherited from the caller's shell, nor
+/// `LATENCY_LAB_SPAN_*`) and `--env`'s, the SDK's defaults otherwise,
+/// exporting over gRPC to `endpoint`.
 fn command(
     lab: &Path,
     name: &str,
     config: &Config,
     endpoint: &str,
     env: &[EnvVar],
+    wrapper: &[OsString],
 ) -> ServiceCommand {
-    configured(ServiceCommand::new(name, lab), name, config, endpoint, env)
-}
-
-/// As [`command`], run as `program prefix… latency-lab serve <name>`.
-fn wrapped(
-    program: &std::ffi::OsStr,
-    prefix: &[std::ffi::OsString],
-    lab: &Path,
-    name: &str,
-    config: &Config,
-    endpoint: &str,
-    env: &[EnvVar],
-) -> ServiceCommand {
-    let cmd = ServiceCommand::new(name, program).args(prefix).arg(lab);
-    configured(cmd, name, config, endpoint, env)
-}
-
-fn configured(
-    cmd: ServiceCommand,
-    name: &str,
-    config: &Config,
-    endpoint: &str,
-    env: &[EnvVar],
-) -> ServiceCommand {
-    let mut cmd = cmd.arg("serve").arg(name);
+    let mut cmd = match wrapper {
+        [program, prefix @ ..] => ServiceCommand::new(name, program).args(prefix).arg(lab),
+        [] => ServiceCommand::new(name, lab),
+    }
+    .arg("serve")
+    .arg(name);
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
         if key_text.starts_with("OTEL_") || key_text.starts_with("LATENCY_LAB_SPAN_") {
