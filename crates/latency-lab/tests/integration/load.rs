@@ -451,11 +451,12 @@ async fn compared_variants_run_interleaved_and_are_judged_each() {
         "ms=40",
         "ms=1;header=x-ms: 25",
         "--fail-if",
-        "p50>30ms",
+        "p50>35ms",
     ])
     .await;
     let (stdout, stderr) = text(&output);
-    // Only the 40 ms variant misses the gate.
+    // Only the 40 ms variant misses the gate (35 ms: 10 ms above the 25 ms
+    // header variant, which a loaded 2-core machine measured at 30.2 ms).
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
         stderr
