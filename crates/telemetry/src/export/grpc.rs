@@ -6,21 +6,21 @@
 //! compression set), with the headers of `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`.
 //! OTLP/HTTP has the same pair in [`super::http`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes};
 use futures_util::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message as _;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 
-use super::encode::{self, EncodedResource};
+use super::encode::{EncodedResource, EncodedSpan, Request};
 use super::headers;
-use super::worker::BatchSink;
+use super::worker::{Batch, BatchSink};
 
 /// The OTLP trace service's one method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -30,7 +30,7 @@ pub(crate) struct GrpcSpanSink {
     client: tonic::client::Grpc<Channel>,
     /// `OTEL_EXPORTER_OTLP_(TRACES_)HEADERS`, as gRPC metadata.
     metadata: MetadataMap,
-    resource: EncodedResource,
+    resource: Arc<EncodedResource>,
 }
 
 impl GrpcSpanSink {
@@ -49,11 +49,11 @@ impl GrpcSpanSink {
         Ok(Self {
             client: tonic::client::Grpc::new(channel),
             metadata: MetadataMap::from_headers(headers),
-            resource: EncodedResource::default(),
+            resource: Arc::default(),
         })
     }
 
-    async fn call(&self, body: Bytes) -> Result<(), String> {
+    async fn call(&self, body: RequestBody) -> Result<(), String> {
         let mut client = self.client.clone();
         client
             .ready()
@@ -63,7 +63,7 @@ impl GrpcSpanSink {
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
         let response = client
-            .unary(request, path, RawCodec)
+            .unary(request, path, ExportCodec)
             .await
             .map_err(|status| {
                 let mut text = format!(
@@ -103,13 +103,17 @@ pub(crate) fn log_partial_success(answer: &ExportTraceServiceResponse) {
 }
 
 impl BatchSink for GrpcSpanSink {
-    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>> {
-        let body = Bytes::from(encode::export_request(batch, &self.resource));
-        Box::pin(self.call(body))
+    type Item = EncodedSpan;
+
+    fn send<'a>(&'a self, batch: &'a Batch<EncodedSpan>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.call(RequestBody {
+            resource: self.resource.clone(),
+            spans: batch.clone(),
+        }))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = EncodedResource::new(resource);
+        self.resource = Arc::new(EncodedResource::new(resource));
     }
 
     fn shutdown(&mut self, _timeout: Duration) {}
@@ -136,37 +140,47 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Requests go out as the bytes they already are; answers come back as
-/// bytes for the caller to decode.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
+/// What a call sends: the batch and the resource, shared with the worker,
+/// framed by the codec straight into tonic's buffer.
+struct RequestBody {
+    resource: Arc<EncodedResource>,
+    spans: Batch<EncodedSpan>,
+}
 
-impl Codec for RawCodec {
-    type Encode = Bytes;
+/// Requests are framed from the spans' bytes into tonic's buffer (no
+/// request-sized copy in between); answers come back as bytes for the
+/// caller to decode.
+#[derive(Debug, Clone, Copy, Default)]
+struct ExportCodec;
+
+impl Codec for ExportCodec {
+    type Encode = RequestBody;
     type Decode = Bytes;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
+    type Encoder = ExportCodec;
+    type Decoder = ExportCodec;
 
     fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
+        ExportCodec
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
+        ExportCodec
     }
 }
 
-impl Encoder for RawCodec {
-    type Item = Bytes;
+impl Encoder for ExportCodec {
+    type Item = RequestBody;
     type Error = tonic::Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.put(item);
+    fn encode(&mut self, item: RequestBody, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        let request = Request::new(&item.spans, &item.resource);
+        dst.reserve(request.len());
+        request.write(dst);
         Ok(())
     }
 }
 
-impl Decoder for RawCodec {
+impl Decoder for ExportCodec {
     type Item = Bytes;
     type Error = tonic::Status;
 

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message as _;
 
-use super::encode::{self, EncodedResource};
+use super::encode::{EncodedResource, EncodedSpan, Request};
 use super::grpc::{chain, log_partial_success};
 use super::headers;
-use super::worker::BatchSink;
+use super::worker::{Batch, BatchSink};
 
 /// Sends batches to an OTLP/HTTP endpoint.
 pub(crate) struct HttpSpanSink {
@@ -74,9 +73,11 @@ impl HttpSpanSink {
 }
 
 impl BatchSink for HttpSpanSink {
-    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>> {
+    type Item = EncodedSpan;
+
+    fn send<'a>(&'a self, batch: &'a Batch<EncodedSpan>) -> BoxFuture<'a, Result<(), String>> {
         // Blocking, on the export thread, bounded by the client's timeout.
-        let result = self.post(encode::export_request(batch, &self.resource));
+        let result = self.post(Request::new(batch, &self.resource).to_vec());
         Box::pin(std::future::ready(result))
     }
 

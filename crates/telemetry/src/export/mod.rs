@@ -40,6 +40,7 @@ pub use backoff::Backoff;
 pub use metrics::register_metrics;
 pub use processor::RetryingBatchProcessor;
 pub use stats::SpanExportStats;
+pub use worker::Queued;
 
 use crate::config::TelemetryConfig;
 

@@ -12,7 +12,7 @@ use opentelemetry_sdk::Resource;
 
 use super::report::{self, ExportEvent};
 use super::stats::{Counters, SpanExportStats};
-use super::worker::{BatchSink, SdkExporter, Worker};
+use super::worker::{BatchSink, Queued, SdkExporter, Worker};
 use super::ExportSettings;
 
 /// How long `shutdown` waits past its deadline for the worker to notice it:
@@ -26,16 +26,19 @@ const SHUTDOWN_SLACK: Duration = Duration::from_millis(500);
 /// blocks and never logs, since it runs inside whatever code ended the span.
 /// One thread (`worker.rs`) takes batches from the queue, exports them
 /// and reports.
+///
+/// What the queue holds is `I`: the span itself for an SDK exporter, the
+/// span already encoded for the direct sinks.
 #[derive(Debug)]
-pub struct RetryingBatchProcessor {
-    shared: Arc<Shared>,
+pub struct RetryingBatchProcessor<I = SpanData> {
+    shared: Arc<Shared<I>>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// What `on_end`, `force_flush`, `shutdown` and the worker share.
 #[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) state: Mutex<State>,
+pub(crate) struct Shared<I> {
+    pub(crate) state: Mutex<State<I>>,
     /// Wakes the worker: a full batch, a flush, a shutdown.
     pub(crate) work: Condvar,
     /// Wakes `force_flush` and `shutdown` callers: spans settled, worker done.
@@ -44,9 +47,9 @@ pub(crate) struct Shared {
     pub(crate) settings: ExportSettings,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct State {
-    pub(crate) queue: VecDeque<SpanData>,
+#[derive(Debug)]
+pub(crate) struct State<I> {
+    pub(crate) queue: VecDeque<I>,
     /// Spans taken by the worker and not yet exported (or abandoned).
     pub(crate) in_flight: usize,
     /// Spans ever accepted into the queue.
@@ -64,12 +67,27 @@ pub(crate) struct State {
     pub(crate) resource: Option<Resource>,
 }
 
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+impl<I> Default for State<I> {
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::new(),
+            in_flight: 0,
+            accepted: 0,
+            settled: 0,
+            flush_wanted: 0,
+            shutdown_deadline: None,
+            finished: false,
+            resource: None,
+        }
+    }
+}
+
+impl<I> Shared<I> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<I>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn publish_held(&self, state: &State) {
+    pub(crate) fn publish_held(&self, state: &State<I>) {
         self.counters.held.store(
             state.queue.len() + state.in_flight,
             std::sync::atomic::Ordering::Relaxed,
@@ -77,7 +95,7 @@ impl Shared {
     }
 }
 
-impl RetryingBatchProcessor {
+impl RetryingBatchProcessor<SpanData> {
     /// Starts the export thread.
     pub fn new<E>(exporter: E, settings: ExportSettings) -> Self
     where
@@ -97,9 +115,11 @@ impl RetryingBatchProcessor {
     {
         Self::start(SdkExporter(exporter), settings, sink)
     }
+}
 
+impl<I: Queued> RetryingBatchProcessor<I> {
     /// Starts the export thread in front of any [`BatchSink`].
-    pub(crate) fn start<S: BatchSink>(
+    pub(crate) fn start<S: BatchSink<Item = I>>(
         exporter: S,
         settings: ExportSettings,
         sink: Box<dyn Fn(&ExportEvent) + Send>,
@@ -138,13 +158,15 @@ impl RetryingBatchProcessor {
     }
 }
 
-impl SpanProcessor for RetryingBatchProcessor {
+impl<I: Queued> SpanProcessor for RetryingBatchProcessor<I> {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
         if !span.span_context.is_sampled() {
             return;
         }
+        // Before the lock: encoding (for the direct sinks) is the costly part.
+        let item = I::from_span(span);
         let counters = &self.shared.counters;
         let mut state = self.shared.lock();
         if state.shutdown_deadline.is_some() {
@@ -157,7 +179,7 @@ impl SpanProcessor for RetryingBatchProcessor {
             Counters::add(&counters.dropped_queue_full, 1);
             return;
         }
-        state.queue.push_back(span);
+        state.queue.push_back(item);
         state.accepted += 1;
         self.shared.publish_held(&state);
         let batch_ready = state.queue.len() == self.shared.settings.max_export_batch_size;
@@ -250,7 +272,7 @@ impl SpanProcessor for RetryingBatchProcessor {
     }
 }
 
-impl Drop for RetryingBatchProcessor {
+impl<I> Drop for RetryingBatchProcessor<I> {
     /// Without a `shutdown`, the worker is told to stop at once (what is
     /// queued is counted as abandoned) and is not waited for.
     fn drop(&mut self) {

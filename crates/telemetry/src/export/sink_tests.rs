@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderValue};
 
 use super::grpc::GrpcSpanSink;
 use super::http::HttpSpanSink;
-use super::worker::BatchSink;
+use super::worker::{Batch, BatchSink};
 
 type Seen = Arc<Mutex<Vec<(String, HeaderMap)>>>;
 
@@ -56,7 +56,7 @@ fn http_posts_the_request_with_the_headers_and_a_user_agent() {
     )
     .unwrap();
     // The export thread's way: a blocking send, outside any runtime.
-    futures_executor::block_on(sink.send(&[])).unwrap();
+    futures_executor::block_on(sink.send(&Batch::default())).unwrap();
     let (path, headers) = only_request(&seen);
     assert_eq!(path, "/v1/traces");
     assert_eq!(headers["api-key"], "s3cret");
@@ -73,7 +73,7 @@ fn grpc_calls_export_with_the_headers_as_metadata_and_a_user_agent() {
         GrpcSpanSink::new(&format!("http://{addr}"), Duration::from_secs(5), api_key()).unwrap()
     };
     // The recorder is no gRPC server: the call fails, its head arrived.
-    let _ = futures_executor::block_on(sink.send(&[]));
+    let _ = futures_executor::block_on(sink.send(&Batch::default()));
     let (path, headers) = only_request(&seen);
     assert_eq!(
         path,

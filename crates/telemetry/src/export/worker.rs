@@ -9,14 +9,41 @@ use opentelemetry::Context;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
+use super::encode::EncodedSpan;
 use super::processor::{Shared, State};
 use super::report::{ExportEvent, Reporter};
 use super::stats::Counters;
 
-/// Where the worker sends a batch. Borrowed, so that a batch kept for a
-/// retry is not copied for every attempt.
+/// What the queue keeps of an ended span until its batch is sent. It is
+/// made in `on_end`, on the thread that ended the span: work done there is
+/// done where the span's memory was allocated, and off the export thread.
+pub trait Queued: Send + Sync + std::fmt::Debug + 'static {
+    fn from_span(span: SpanData) -> Self;
+}
+
+/// For an SDK exporter: the span as it is.
+impl Queued for SpanData {
+    fn from_span(span: SpanData) -> Self {
+        span
+    }
+}
+
+/// For the direct sinks: the span encoded, its `SpanData` freed.
+impl Queued for EncodedSpan {
+    fn from_span(span: SpanData) -> Self {
+        EncodedSpan::new(span)
+    }
+}
+
+/// A batch as the worker holds it: shared, so that a sink can hand it to a
+/// transport that owns what it sends (tonic's codec) without copying it,
+/// and so that a batch kept for a retry is not copied for every attempt.
+pub(crate) type Batch<I> = Arc<Vec<I>>;
+
+/// Where the worker sends a batch.
 pub(crate) trait BatchSink: Send + 'static {
-    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>>;
+    type Item: Queued;
+    fn send<'a>(&'a self, batch: &'a Batch<Self::Item>) -> BoxFuture<'a, Result<(), String>>;
     fn set_resource(&mut self, resource: &Resource);
     fn shutdown(&mut self, timeout: Duration);
 }
@@ -26,7 +53,9 @@ pub(crate) trait BatchSink: Send + 'static {
 pub(crate) struct SdkExporter<E>(pub(crate) E);
 
 impl<E: SpanExporter + 'static> BatchSink for SdkExporter<E> {
-    fn send<'a>(&'a self, batch: &'a [SpanData]) -> BoxFuture<'a, Result<(), String>> {
+    type Item = SpanData;
+
+    fn send<'a>(&'a self, batch: &'a Batch<SpanData>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             self.0
                 .export(batch.to_vec())
@@ -52,13 +81,13 @@ enum Job {
     Shutdown(Instant),
 }
 
-pub(crate) struct Worker<E> {
+pub(crate) struct Worker<E: BatchSink> {
     exporter: E,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<E::Item>>,
     sink: Box<dyn Fn(&ExportEvent) + Send>,
     reporter: Reporter,
     /// The batch being exported; kept across failed attempts.
-    pending: Vec<SpanData>,
+    pending: Batch<E::Item>,
     /// Consecutive failed attempts at `pending`.
     failures: u32,
     /// When `pending` may be tried again.
@@ -69,7 +98,7 @@ pub(crate) struct Worker<E> {
 impl<E: BatchSink> Worker<E> {
     pub(crate) fn new(
         exporter: E,
-        shared: Arc<Shared>,
+        shared: Arc<Shared<E::Item>>,
         sink: Box<dyn Fn(&ExportEvent) + Send>,
     ) -> Self {
         let reporter = Reporter::new(shared.settings.report_interval);
@@ -78,7 +107,7 @@ impl<E: BatchSink> Worker<E> {
             shared,
             sink,
             reporter,
-            pending: Vec::new(),
+            pending: Batch::default(),
             failures: 0,
             retry_at: Instant::now(),
             last_export: Instant::now(),
@@ -157,12 +186,12 @@ impl<E: BatchSink> Worker<E> {
         }
     }
 
-    fn take_batch(&mut self, state: &mut State) {
+    fn take_batch(&mut self, state: &mut State<E::Item>) {
         let n = state
             .queue
             .len()
             .min(self.shared.settings.max_export_batch_size);
-        self.pending.extend(state.queue.drain(..n));
+        self.pending = Arc::new(state.queue.drain(..n).collect());
         state.in_flight = self.pending.len();
         self.failures = 0;
     }
@@ -183,7 +212,7 @@ impl<E: BatchSink> Worker<E> {
         match outcome {
             Ok(()) => {
                 let n = self.pending.len();
-                self.pending.clear();
+                self.pending = Batch::default();
                 self.failures = 0;
                 let mut state = self.shared.lock();
                 let held = state.queue.len() + state.in_flight;
@@ -279,7 +308,7 @@ impl<E: BatchSink> Worker<E> {
     fn abandon_everything(&mut self) {
         let mut state = self.shared.lock();
         let n = self.pending.len() + state.queue.len();
-        self.pending.clear();
+        self.pending = Batch::default();
         state.queue.clear();
         state.in_flight = 0;
         state.settled += n as u64;
