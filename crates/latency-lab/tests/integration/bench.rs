@@ -40,6 +40,15 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
             && text.contains("p99.9 (total), tracing on ÷ SDK disabled, fixed rate"),
         "{text}"
     );
+    // Every ratio with the range of its rounds (one round here: lo = hi).
+    let ratio_lines = text
+        .lines()
+        .skip_while(|l| !l.starts_with("medians of per-round ratios:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty());
+    for line in ratio_lines {
+        assert!(line.contains("   rounds ") && line.ends_with('×'), "{line}");
+    }
     let verdicts: Vec<&str> = text
         .lines()
         .map(str::trim_start)

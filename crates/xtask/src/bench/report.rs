@@ -121,16 +121,40 @@ impl Report {
         fixed: bool,
         value: impl Fn(&Measurement) -> f64,
     ) -> Option<f64> {
+        median(&mut self.ratios(a, b, fixed, value))
+    }
+
+    /// The smallest and the largest per-round ratio: how far one round can
+    /// be from another on this machine.
+    pub fn ratio_range(
+        &self,
+        a: Config,
+        b: Config,
+        fixed: bool,
+        value: impl Fn(&Measurement) -> f64,
+    ) -> Option<(f64, f64)> {
+        let ratios = self.ratios(a, b, fixed, value);
+        let min = ratios.iter().copied().reduce(f64::min)?;
+        let max = ratios.iter().copied().reduce(f64::max)?;
+        Some((min, max))
+    }
+
+    /// value(a) / value(b) for each round both ran.
+    fn ratios(
+        &self,
+        a: Config,
+        b: Config,
+        fixed: bool,
+        value: impl Fn(&Measurement) -> f64,
+    ) -> Vec<f64> {
         let (a, b) = (index(a), index(b));
-        let mut ratios: Vec<f64> = self
-            .runs(a, fixed)
+        self.runs(a, fixed)
             .filter_map(|(round, ma)| {
                 let (_, mb) = self.runs(b, fixed).find(|(r, _)| *r == round)?;
                 let denominator = value(mb);
                 (denominator > 0.0).then(|| value(ma) / denominator)
             })
-            .collect();
-        median(&mut ratios)
+            .collect()
     }
 
     /// Every session that should have exported its spans got all of them:
@@ -198,6 +222,22 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
 
 fn ratio_text(ratio: Option<f64>) -> String {
     ratio.map_or_else(|| "n/a".to_owned(), |r| format!("{r:.3}×"))
+}
+
+fn range_text(range: Option<(f64, f64)>) -> String {
+    range.map_or_else(String::new, |(lo, hi)| format!("{lo:.3}–{hi:.3}×"))
+}
+
+/// What a CPU-time verdict is worth: when some rounds fall on each side of
+/// the budget, the median decides by a few rounds of a noisy machine, and
+/// the instruction count is the measure to read.
+fn noise_note(range: Option<(f64, f64)>, budget: f64) -> &'static str {
+    match range {
+        Some((lo, hi)) if lo - 1.0 <= budget && hi - 1.0 > budget => {
+            "; rounds on both sides of the budget: noise-bound, read --instructions"
+        }
+        _ => "",
+    }
 }
 
 fn verdict(ok: Option<bool>) -> &'static str {
@@ -295,56 +335,101 @@ impl fmt::Display for Report {
         let cpu_fixed = self.median_ratio(METRICS_OFF, SDK_DISABLED, true, cpu);
         let cpu_saturating = self.median_ratio(METRICS_OFF, SDK_DISABLED, false, cpu);
         let tail_fixed = self.median_ratio(TRACING_ON, SDK_DISABLED, true, tail);
-        let metrics_fixed = self.median_ratio(TRACING_ON, METRICS_OFF, true, cpu);
         let metrics_saturating = self.median_ratio(TRACING_ON, METRICS_OFF, false, cpu);
+        let cpu_fixed_range = self.ratio_range(METRICS_OFF, SDK_DISABLED, true, cpu);
+        let cpu_saturating_range = self.ratio_range(METRICS_OFF, SDK_DISABLED, false, cpu);
+        let tail_fixed_range = self.ratio_range(TRACING_ON, SDK_DISABLED, true, tail);
+        let metrics_saturating_range = self.ratio_range(TRACING_ON, METRICS_OFF, false, cpu);
         writeln!(f, "medians of per-round ratios:")?;
-        let lines = [
-            ("CPU/req, metrics off ÷ SDK disabled, fixed rate", cpu_fixed),
+        let p99_total = |m: &Measurement| m.p99_over_ms + self.mock_latency_ms;
+        let throughput = |m: &Measurement| m.achieved_per_s;
+        type Value<'v> = &'v dyn Fn(&Measurement) -> f64;
+        let lines: [(&str, Config, Config, bool, Value); 11] = [
+            (
+                "CPU/req, metrics off ÷ SDK disabled, fixed rate",
+                METRICS_OFF,
+                SDK_DISABLED,
+                true,
+                &cpu,
+            ),
             (
                 "CPU/req, metrics off ÷ SDK disabled, saturating",
-                cpu_saturating,
+                METRICS_OFF,
+                SDK_DISABLED,
+                false,
+                &cpu,
             ),
             (
                 "CPU/req, tracing on ÷ SDK disabled, fixed rate",
-                self.median_ratio(TRACING_ON, SDK_DISABLED, true, cpu),
+                TRACING_ON,
+                SDK_DISABLED,
+                true,
+                &cpu,
             ),
             (
                 "CPU/req, tracing on ÷ SDK disabled, saturating",
-                self.median_ratio(TRACING_ON, SDK_DISABLED, false, cpu),
+                TRACING_ON,
+                SDK_DISABLED,
+                false,
+                &cpu,
             ),
             (
                 "CPU/req, sampling off ÷ SDK disabled, saturating",
-                self.median_ratio(SAMPLING_OFF, SDK_DISABLED, false, cpu),
+                SAMPLING_OFF,
+                SDK_DISABLED,
+                false,
+                &cpu,
             ),
             (
                 "CPU/req, tracing on ÷ metrics off, fixed rate",
-                metrics_fixed,
+                TRACING_ON,
+                METRICS_OFF,
+                true,
+                &cpu,
             ),
             (
                 "CPU/req, tracing on ÷ metrics off, saturating",
-                metrics_saturating,
+                TRACING_ON,
+                METRICS_OFF,
+                false,
+                &cpu,
             ),
             (
                 "p99 (total), tracing on ÷ SDK disabled, fixed rate",
-                self.median_ratio(TRACING_ON, SDK_DISABLED, true, |m| {
-                    m.p99_over_ms + self.mock_latency_ms
-                }),
+                TRACING_ON,
+                SDK_DISABLED,
+                true,
+                &p99_total,
             ),
             (
                 "p99.9 (total), tracing on ÷ SDK disabled, fixed rate",
-                tail_fixed,
+                TRACING_ON,
+                SDK_DISABLED,
+                true,
+                &tail,
             ),
             (
                 "throughput, tracing on ÷ sampling off, saturating",
-                self.median_ratio(TRACING_ON, SAMPLING_OFF, false, |m| m.achieved_per_s),
+                TRACING_ON,
+                SAMPLING_OFF,
+                false,
+                &throughput,
             ),
             (
                 "throughput, tracing on ÷ SDK disabled, saturating",
-                self.median_ratio(TRACING_ON, SDK_DISABLED, false, |m| m.achieved_per_s),
+                TRACING_ON,
+                SDK_DISABLED,
+                false,
+                &throughput,
             ),
         ];
-        for (name, ratio) in lines {
-            writeln!(f, "  {name:<55} {:>9}", ratio_text(ratio))?;
+        for (name, a, b, fixed, value) in lines {
+            writeln!(
+                f,
+                "  {name:<55} {:>9}   rounds {}",
+                ratio_text(self.median_ratio(a, b, fixed, value)),
+                range_text(self.ratio_range(a, b, fixed, value))
+            )?;
         }
         writeln!(f)?;
 
@@ -352,21 +437,26 @@ impl fmt::Display for Report {
         let within = |r: Option<f64>, budget: f64| r.map(|r| r - 1.0 <= budget);
         writeln!(
             f,
-            "  {}  export ≤ 5 % of aggregator CPU per request, fixed rate (metrics off ÷ SDK disabled: {})",
+            "  {}  export ≤ 5 % of aggregator CPU per request, fixed rate (metrics off ÷ SDK disabled: {}; rounds {}{})",
             verdict(within(cpu_fixed, CPU_BUDGET)),
-            ratio_text(cpu_fixed)
+            ratio_text(cpu_fixed),
+            range_text(cpu_fixed_range),
+            noise_note(cpu_fixed_range, CPU_BUDGET)
         )?;
         writeln!(
             f,
-            "  {}  export ≤ 5 % of aggregator CPU per request, saturating (metrics off ÷ SDK disabled: {})",
+            "  {}  export ≤ 5 % of aggregator CPU per request, saturating (metrics off ÷ SDK disabled: {}; rounds {}{})",
             verdict(within(cpu_saturating, CPU_BUDGET)),
-            ratio_text(cpu_saturating)
+            ratio_text(cpu_saturating),
+            range_text(cpu_saturating_range),
+            noise_note(cpu_saturating_range, CPU_BUDGET)
         )?;
         writeln!(
             f,
-            "  {}  export and metrics change p99.9 by < 10 %, fixed rate (tracing on ÷ SDK disabled: {})",
+            "  {}  export and metrics change p99.9 by < 10 %, fixed rate (tracing on ÷ SDK disabled: {}; rounds {})",
             verdict(tail_fixed.map(|r| (r - 1.0).abs() < TAIL_BUDGET)),
-            ratio_text(tail_fixed)
+            ratio_text(tail_fixed),
+            range_text(tail_fixed_range)
         )?;
         let exporting = || {
             self.spans
@@ -387,9 +477,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  {}  metrics within the same 5 % budget, saturating (tracing on ÷ metrics off: {})",
+            "  {}  metrics within the same 5 % budget, saturating (tracing on ÷ metrics off: {}; rounds {}{})",
             verdict(within(metrics_saturating, CPU_BUDGET)),
-            ratio_text(metrics_saturating)
+            ratio_text(metrics_saturating),
+            range_text(metrics_saturating_range),
+            noise_note(metrics_saturating_range, CPU_BUDGET)
         )?;
         let overshoot = |value: fn(&SpanCount) -> Option<f64>| {
             let mut values: Vec<f64> = self.spans.iter().filter_map(|(_, _, s)| value(s)).collect();
@@ -428,5 +520,19 @@ impl fmt::Display for Report {
             most(|m| m.receiver_cpu_share) * 100.0
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_is_noise_bound_only_when_rounds_fall_on_both_sides_of_the_budget() {
+        assert!(noise_note(Some((0.96, 1.21)), 0.05).contains("noise-bound"));
+        assert_eq!(noise_note(Some((1.01, 1.04)), 0.05), "");
+        assert_eq!(noise_note(Some((1.06, 1.20)), 0.05), "");
+        assert_eq!(noise_note(None, 0.05), "");
+        assert_eq!(range_text(Some((0.9612, 1.2))), "0.961–1.200×");
     }
 }
