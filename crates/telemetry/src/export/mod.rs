@@ -13,8 +13,10 @@
 //!   sized for 30 s at 100 requests/s); beyond it a span is dropped and
 //!   counted exactly ([`SpanExportStats`]);
 //! - one thread that batches (`OTEL_BSP_SCHEDULE_DELAY`,
-//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`), exports through the OTLP exporter
-//!   with each attempt bounded by `OTEL_BSP_EXPORT_TIMEOUT`, and retries a
+//!   `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`), exports (spans encoded as they
+//!   ended, `encode.rs`, sent by `grpc.rs` or `http.rs`; or through the
+//!   OpenTelemetry OTLP exporter) with each attempt bounded by
+//!   `OTEL_BSP_EXPORT_TIMEOUT`, and retries a
 //!   failed batch with capped exponential [`Backoff`] while new spans keep
 //!   queuing behind it;
 //! - few log lines (`report.rs`): one when export starts failing, one every
