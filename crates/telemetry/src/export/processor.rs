@@ -165,9 +165,18 @@ impl<I: Queued> SpanProcessor for RetryingBatchProcessor<I> {
         if !span.span_context.is_sampled() {
             return;
         }
+        let counters = &self.shared.counters;
+        // A full queue (an outage, an overload) drops the span: do not
+        // encode it first. `held` is published under the lock, so this
+        // reads it at most a moment late; the check under the lock decides.
+        if counters.held.load(std::sync::atomic::Ordering::Relaxed)
+            >= self.shared.settings.max_queue_size
+        {
+            Counters::add(&counters.dropped_queue_full, 1);
+            return;
+        }
         // Before the lock: encoding (for the direct sinks) is the costly part.
         let item = I::from_span(span);
-        let counters = &self.shared.counters;
         let mut state = self.shared.lock();
         if state.shutdown_deadline.is_some() {
             drop(state);

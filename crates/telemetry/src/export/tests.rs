@@ -349,3 +349,54 @@ fn a_lone_span_leaves_after_the_schedule_delay_not_the_report_interval() {
     );
     rig.provider.shutdown().unwrap();
 }
+
+/// Counts what the queue made of ended spans (the direct sinks encode there).
+static MADE: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug)]
+struct Counted;
+
+impl worker::Queued for Counted {
+    fn from_span(_span: SpanData) -> Self {
+        MADE.fetch_add(1, Ordering::SeqCst);
+        Counted
+    }
+}
+
+/// A sink whose collector is always down.
+struct DownSink;
+
+impl worker::BatchSink for DownSink {
+    type Item = Counted;
+
+    fn send<'a>(
+        &'a self,
+        _batch: &'a worker::Batch<Counted>,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(std::future::ready(Err("collector down".to_owned())))
+    }
+
+    fn set_resource(&mut self, _resource: &opentelemetry_sdk::Resource) {}
+
+    fn shutdown(&mut self, _timeout: Duration) {}
+}
+
+#[test]
+fn a_span_a_full_queue_cannot_take_is_dropped_before_it_is_encoded() {
+    let processor = RetryingBatchProcessor::start(DownSink, settings(100, 10), Box::new(|_| {}));
+    let stats = processor.stats();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer("test");
+    for i in 0..250 {
+        tracer.start(format!("span {i}")).end();
+    }
+    assert_eq!(stats.dropped_queue_full(), 150);
+    assert_eq!(
+        MADE.load(Ordering::SeqCst),
+        100,
+        "only the spans the queue took were made into queue items"
+    );
+    let _ = provider.shutdown_with_timeout(Duration::from_millis(100));
+}
