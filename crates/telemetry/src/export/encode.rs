@@ -196,7 +196,7 @@ impl<'a> Request<'a> {
     pub(crate) fn to_vec(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(self.len());
         self.write(&mut buf);
-        debug_assert_eq!(buf.len(), buf.capacity(), "sized exactly");
+        debug_assert_eq!(buf.len(), self.len(), "sized exactly");
         buf
     }
 }
