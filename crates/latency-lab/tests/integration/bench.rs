@@ -69,6 +69,42 @@ async fn the_quick_benchmark_prints_the_table_the_ratios_and_a_verdict_per_targe
     }
 }
 
+/// `--aggregator-only`: the configurations reach the aggregator alone, so
+/// the mocks still export their spans when the aggregator's SDK is
+/// disabled (in the default mode that session receives none, as the test
+/// above checks). With the aggregator's sampling off they record nothing
+/// either way: its `traceparent` says not sampled, and they follow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_aggregator_only_the_mocks_trace_in_every_configuration() {
+    let args =
+        BenchArgs::try_parse_from(["bench", "--quick", "--aggregator-only", "--lab", LAB]).unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(120), xtask::bench::run(&args))
+        .await
+        .expect("the quick benchmark finishes")
+        .unwrap();
+    let text = report.to_string();
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains("applied to the aggregator only")),
+        "{text}"
+    );
+    assert_eq!(report.spans_per_request, 7, "{text}");
+    for (_, config, spans) in &report.spans {
+        let config = xtask::bench::configs::ALL[*config];
+        let mocks_record = config.name != "sampling off";
+        assert_eq!(
+            spans.received > 0,
+            mocks_record,
+            "{}: spans arrive unless the aggregator's traces are unsampled:\n{text}",
+            config.name
+        );
+    }
+    // The mocks count their spans where the aggregator does not: the check
+    // must not take their count for everyone's.
+    assert!(report.spans_complete(), "every span arrived:\n{text}");
+}
+
 /// `cargo xtask bench --instructions --quick` through the function it
 /// calls: every configuration counted under callgrind (`.ci/run` installs
 /// valgrind), a count per request, spans from the exporting ones only.

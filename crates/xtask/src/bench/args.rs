@@ -63,6 +63,16 @@ pub struct BenchArgs {
     /// OTEL_TRACES_SAMPLER_ARG=0.1`. A configuration's own variable wins.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_var)]
     pub env: Vec<EnvVar>,
+    /// Apply each configuration to the aggregator alone; the mocks trace
+    /// (and export) in every configuration. On shared cores the mocks'
+    /// and the receiver's export work otherwise slows the aggregator in
+    /// the exporting configurations only (less throughput, fewer requests
+    /// to share each wake-up), which a ratio of CPU per request would
+    /// charge to the aggregator's export. (With the aggregator's sampling
+    /// off the mocks record nothing all the same: they follow its
+    /// not-sampled `traceparent`.)
+    #[arg(long)]
+    pub aggregator_only: bool,
     /// Use this latency-lab binary as is instead of building it.
     #[arg(long, env = "LATENCY_LAB_BIN", value_name = "PATH")]
     pub lab: Option<PathBuf>,

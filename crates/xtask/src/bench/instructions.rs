@@ -61,8 +61,8 @@ pub struct InstructionReport {
     pub rate: u32,
     pub requests: u32,
     pub binary: String,
-    /// `--env`, as `KEY=VALUE`.
-    pub env: Vec<String>,
+    /// The header's note on `--env` and `--aggregator-only` (empty: none).
+    pub setup: String,
     pub counts: Vec<Count>,
 }
 
@@ -170,7 +170,7 @@ pub async fn run(args: &BenchArgs, lab: &Path) -> anyhow::Result<InstructionRepo
         rate,
         requests,
         binary: super::report::build_of(lab).to_owned(),
-        env: super::report::env_text(args),
+        setup: super::report::setup_note(args),
         counts,
     })
 }
@@ -239,10 +239,7 @@ impl fmt::Display for InstructionReport {
             "bench --instructions: {} build; the aggregator under callgrind (all threads), \
              {} requests at {}/s (open loop) minus a run with the warm-up alone; \
              mocks and receiver not counted{}",
-            self.binary,
-            self.requests,
-            self.rate,
-            super::report::env_note(&self.env)
+            self.binary, self.requests, self.rate, self.setup
         )?;
         writeln!(f)?;
         writeln!(

@@ -61,8 +61,8 @@ pub struct Report {
     pub mock_latency_ms: f64,
     pub binary: String,
     pub spans_per_request: u64,
-    /// `--env`, as `KEY=VALUE`.
-    pub env: Vec<String>,
+    /// The header's note on `--env` and `--aggregator-only` (empty: none).
+    pub setup: String,
     /// (round, index into [`configs::ALL`], run).
     pub measurements: Vec<(u32, usize, Measurement)>,
     pub spans: Vec<(u32, usize, SpanCount)>,
@@ -89,7 +89,7 @@ impl Report {
             mock_latency_ms: args.mock_latency.as_secs_f64() * 1000.0,
             binary: build.to_owned(),
             spans_per_request,
-            env: env_text(args),
+            setup: setup_note(args),
             measurements: Vec::new(),
             spans: Vec::new(),
         }
@@ -172,23 +172,26 @@ impl Report {
 }
 
 /// `--env` as `KEY=VALUE` texts.
-pub fn env_text(args: &BenchArgs) -> Vec<String> {
-    args.env
-        .iter()
-        .map(|e| format!("{}={}", e.key, e.value))
-        .collect()
-}
-
-/// How `--env` shows in a report's first line: nothing when unused.
-pub fn env_note(env: &[String]) -> String {
-    if env.is_empty() {
-        String::new()
-    } else {
-        format!("; every service with {}", env.join(" "))
+/// What the run's header says beyond the defaults: `--env`'s variables and
+/// `--aggregator-only`.
+pub fn setup_note(args: &BenchArgs) -> String {
+    let mut note = String::new();
+    if !args.env.is_empty() {
+        let env: Vec<String> = args
+            .env
+            .iter()
+            .map(|e| format!("{}={}", e.key, e.value))
+            .collect();
+        note.push_str(&format!("; every service with {}", env.join(" ")));
     }
+    if args.aggregator_only {
+        note.push_str(
+            "; configurations applied to the aggregator only (the mocks trace in every one)",
+        );
+    }
+    note
 }
 
-/// "release" or "debug" from the binary's path under `target/`, else "given".
 pub fn build_of(lab: &Path) -> &'static str {
     if lab.components().any(|c| c.as_os_str() == "release") {
         "release"
@@ -262,7 +265,7 @@ impl fmt::Display for Report {
             self.mock_latency_ms,
             self.rate,
             self.concurrency,
-            env_note(&self.env)
+            self.setup
         )?;
         writeln!(f)?;
         writeln!(
@@ -534,5 +537,17 @@ mod tests {
         assert_eq!(noise_note(Some((1.06, 1.20)), 0.05), "");
         assert_eq!(noise_note(None, 0.05), "");
         assert_eq!(range_text(Some((0.9612, 1.2))), "0.961–1.200×");
+    }
+
+    #[test]
+    fn the_header_names_the_extra_variables_and_the_aggregator_only_mode() {
+        use clap::Parser as _;
+        let plain = BenchArgs::try_parse_from(["bench"]).unwrap();
+        assert_eq!(setup_note(&plain), "");
+        let both =
+            BenchArgs::try_parse_from(["bench", "--env", "A=b", "--aggregator-only"]).unwrap();
+        let note = setup_note(&both);
+        assert!(note.contains("every service with A=b"), "{note}");
+        assert!(note.contains("aggregator only"), "{note}");
     }
 }

@@ -11,7 +11,7 @@ use otlp_receiver::{ReceiverConfig, RunningReceiver};
 use service_kit::child::{self, ServiceCommand};
 
 use super::args::{BenchArgs, EnvVar};
-use super::configs::Config;
+use super::configs::{self, Config};
 
 /// How long a service may take to flush and exit after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -60,15 +60,33 @@ impl Suite {
         wrapper: &[OsString],
     ) -> anyhow::Result<Suite> {
         let latency = format!("{}ms", args.mock_latency.as_secs_f64() * 1000.0);
-        let service = |name, wrapper| command(lab, name, config, endpoint, &args.env, wrapper);
         let mut children = child::Children::default();
-        // Both mocks alike: same latency, free ports.
+        // Both mocks alike: same latency, free ports; with
+        // `--aggregator-only`, tracing on whatever the configuration.
+        let mock_config = if args.aggregator_only {
+            &configs::TRACING_ON
+        } else {
+            config
+        };
         let mock = |name| {
-            service(name, &[]).args(["--listen", "127.0.0.1:0", "--latency", latency.as_str()])
+            command(lab, name, mock_config, endpoint, &args.env, &[]).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--latency",
+                latency.as_str(),
+            ])
         };
         let users = children.start(mock("user-service")).await?.url();
         let orders = children.start(mock("order-service")).await?.url();
-        let mut aggregator = service("profile-aggregator", wrapper).args([
+        let mut aggregator = command(
+            lab,
+            "profile-aggregator",
+            config,
+            endpoint,
+            &args.env,
+            wrapper,
+        )
+        .args([
             "--listen",
             "127.0.0.1:0",
             "--user-service-url",
