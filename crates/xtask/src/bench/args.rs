@@ -9,8 +9,9 @@ use service_kit::cli::parse_duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bench")]
 pub struct BenchArgs {
-    /// Rounds; each runs every configuration once, in the same order
-    /// (interleaved, so drift on a shared machine hits all alike).
+    /// Rounds; each runs every configuration once (interleaved, so drift
+    /// on a shared machine hits all alike), each round starting one
+    /// configuration further on (so none always runs first or last).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
     /// The fixed-rate run's requests per second (open loop).

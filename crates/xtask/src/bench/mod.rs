@@ -9,8 +9,11 @@
 //! start the processes, but the medians, ratios and verdicts are clearer
 //! in Rust, and a test can call [`run`] directly.
 //!
-//! Each round runs every configuration once, in the same order
-//! (interleaved, so slow drift on a shared machine hits them alike); each
+//! Each round runs every configuration once (interleaved, so slow drift
+//! on a shared machine hits them alike), each round starting one
+//! configuration further on, so that no configuration always runs first
+//! or last in a round (a position effect would otherwise bias a ratio the
+//! same way in every round, which the median cannot remove); each
 //! configuration gets a fresh suite, a warm-up, a fixed-rate run (open
 //! loop) and a saturating run (closed loop), then the suite is stopped so
 //! every span is flushed and counted. The report gives medians across
@@ -37,6 +40,13 @@ use report::{Measurement, Report, SpanCount};
 
 /// Builds latency-lab (or takes `--lab`), runs the benchmark, and returns
 /// the printed report. Progress goes to stderr.
+/// The configurations' order in round `round` (from 1): all of them,
+/// starting `round - 1` further on.
+fn rotated(count: usize, round: u32) -> impl Iterator<Item = usize> {
+    let start = (round as usize).saturating_sub(1);
+    (0..count).map(move |k| (start + k) % count)
+}
+
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let args = args.effective();
     let lab = match &args.lab {
@@ -54,7 +64,8 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
 
     let mut report = Report::new(&args, &lab, spans_per_request);
     for round in 1..=args.rounds {
-        for (index, config) in configs::ALL.iter().enumerate() {
+        for index in rotated(configs::ALL.len(), round) {
+            let config = &configs::ALL[index];
             eprintln!("bench: round {round}/{}: {}", args.rounds, config.name);
             let dir = work.path().join(format!("r{round}-c{index}"));
             let (runs, spans) = session(
@@ -318,4 +329,21 @@ fn unix_nanos() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotated;
+
+    #[test]
+    fn every_configuration_takes_every_position_over_as_many_rounds() {
+        let orders: Vec<Vec<usize>> = (1..=4).map(|round| rotated(4, round).collect()).collect();
+        assert_eq!(orders[0], [0, 1, 2, 3]);
+        assert_eq!(orders[1], [1, 2, 3, 0]);
+        for position in 0..4 {
+            let mut at: Vec<usize> = orders.iter().map(|o| o[position]).collect();
+            at.sort_unstable();
+            assert_eq!(at, [0, 1, 2, 3], "position {position}");
+        }
+    }
 }
