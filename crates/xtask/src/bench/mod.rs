@@ -38,8 +38,6 @@ use configs::Config;
 use load::Pacing;
 use report::{Measurement, Report, SpanCount};
 
-/// Builds latency-lab (or takes `--lab`), runs the benchmark, and returns
-/// the printed report. Progress goes to stderr.
 /// The configurations' order in round `round` (from 1): all of them,
 /// starting `round - 1` further on.
 fn rotated(count: usize, round: u32) -> impl Iterator<Item = usize> {
@@ -47,6 +45,8 @@ fn rotated(count: usize, round: u32) -> impl Iterator<Item = usize> {
     (0..count).map(move |k| (start + k) % count)
 }
 
+/// Builds latency-lab (or takes `--lab`), runs the benchmark, and returns
+/// the printed report. Progress goes to stderr.
 pub async fn run(args: &BenchArgs) -> anyhow::Result<Report> {
     let args = args.effective();
     let lab = match &args.lab {
@@ -264,7 +264,7 @@ async fn session(
     // The services' own count covers every span only when every service
     // counts: with `--aggregator-only` the mocks keep their metrics in a
     // configuration that turns the aggregator's off, so the check falls
-    // back to 7 spans per answered request.
+    // back to the spans of one request × the answered requests.
     let (sent, dropped) = if args.aggregator_only {
         (None, None)
     } else {

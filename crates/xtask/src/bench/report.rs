@@ -113,30 +113,26 @@ impl Report {
         median(&mut values)
     }
 
-    /// Median over rounds of value(a) / value(b), paired by round.
-    pub fn median_ratio(
+    /// value(a) / value(b) over the rounds, paired by round: its median,
+    /// and the smallest and largest round's (how far one round can be
+    /// from another on this machine).
+    pub fn ratio(
         &self,
         a: Config,
         b: Config,
         fixed: bool,
         value: impl Fn(&Measurement) -> f64,
-    ) -> Option<f64> {
-        median(&mut self.ratios(a, b, fixed, value))
-    }
-
-    /// The smallest and the largest per-round ratio: how far one round can
-    /// be from another on this machine.
-    pub fn ratio_range(
-        &self,
-        a: Config,
-        b: Config,
-        fixed: bool,
-        value: impl Fn(&Measurement) -> f64,
-    ) -> Option<(f64, f64)> {
-        let ratios = self.ratios(a, b, fixed, value);
-        let min = ratios.iter().copied().reduce(f64::min)?;
-        let max = ratios.iter().copied().reduce(f64::max)?;
-        Some((min, max))
+    ) -> Ratio {
+        let mut ratios = self.ratios(a, b, fixed, value);
+        let range = ratios
+            .iter()
+            .copied()
+            .reduce(f64::min)
+            .zip(ratios.iter().copied().reduce(f64::max));
+        Ratio {
+            median: median(&mut ratios),
+            range,
+        }
     }
 
     /// value(a) / value(b) for each round both ran.
@@ -171,7 +167,6 @@ impl Report {
     }
 }
 
-/// `--env` as `KEY=VALUE` texts.
 /// What the run's header says beyond the defaults: `--env`'s variables and
 /// `--aggregator-only`.
 pub fn setup_note(args: &BenchArgs) -> String {
@@ -192,6 +187,7 @@ pub fn setup_note(args: &BenchArgs) -> String {
     note
 }
 
+/// "release" or "debug" from the binary's path under `target/`, else "given".
 pub fn build_of(lab: &Path) -> &'static str {
     if lab.components().any(|c| c.as_os_str() == "release") {
         "release"
@@ -221,6 +217,13 @@ pub fn median(values: &mut [f64]) -> Option<f64> {
     } else {
         (values[mid - 1] + values[mid]) / 2.0
     })
+}
+
+/// One ratio over the rounds: see [`Report::ratio`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ratio {
+    pub median: Option<f64>,
+    pub range: Option<(f64, f64)>,
 }
 
 fn ratio_text(ratio: Option<f64>) -> String {
@@ -335,14 +338,10 @@ impl fmt::Display for Report {
         let tail = |m: &Measurement| m.p99_9_ms;
         // Export alone: both sides without metrics (the SDK-disabled row
         // has none), so the metrics' own cost is not counted twice.
-        let cpu_fixed = self.median_ratio(METRICS_OFF, SDK_DISABLED, true, cpu);
-        let cpu_saturating = self.median_ratio(METRICS_OFF, SDK_DISABLED, false, cpu);
-        let tail_fixed = self.median_ratio(TRACING_ON, SDK_DISABLED, true, tail);
-        let metrics_saturating = self.median_ratio(TRACING_ON, METRICS_OFF, false, cpu);
-        let cpu_fixed_range = self.ratio_range(METRICS_OFF, SDK_DISABLED, true, cpu);
-        let cpu_saturating_range = self.ratio_range(METRICS_OFF, SDK_DISABLED, false, cpu);
-        let tail_fixed_range = self.ratio_range(TRACING_ON, SDK_DISABLED, true, tail);
-        let metrics_saturating_range = self.ratio_range(TRACING_ON, METRICS_OFF, false, cpu);
+        let cpu_fixed = self.ratio(METRICS_OFF, SDK_DISABLED, true, cpu);
+        let cpu_saturating = self.ratio(METRICS_OFF, SDK_DISABLED, false, cpu);
+        let tail_fixed = self.ratio(TRACING_ON, SDK_DISABLED, true, tail);
+        let metrics_saturating = self.ratio(TRACING_ON, METRICS_OFF, false, cpu);
         writeln!(f, "medians of per-round ratios:")?;
         let p99_total = |m: &Measurement| m.p99_over_ms + self.mock_latency_ms;
         let throughput = |m: &Measurement| m.achieved_per_s;
@@ -427,11 +426,12 @@ impl fmt::Display for Report {
             ),
         ];
         for (name, a, b, fixed, value) in lines {
+            let ratio = self.ratio(a, b, fixed, value);
             writeln!(
                 f,
                 "  {name:<55} {:>9}   rounds {}",
-                ratio_text(self.median_ratio(a, b, fixed, value)),
-                range_text(self.ratio_range(a, b, fixed, value))
+                ratio_text(ratio.median),
+                range_text(ratio.range)
             )?;
         }
         writeln!(f)?;
@@ -441,25 +441,25 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  {}  export ≤ 5 % of aggregator CPU per request, fixed rate (metrics off ÷ SDK disabled: {}; rounds {}{})",
-            verdict(within(cpu_fixed, CPU_BUDGET)),
-            ratio_text(cpu_fixed),
-            range_text(cpu_fixed_range),
-            noise_note(cpu_fixed_range, CPU_BUDGET)
+            verdict(within(cpu_fixed.median, CPU_BUDGET)),
+            ratio_text(cpu_fixed.median),
+            range_text(cpu_fixed.range),
+            noise_note(cpu_fixed.range, CPU_BUDGET)
         )?;
         writeln!(
             f,
             "  {}  export ≤ 5 % of aggregator CPU per request, saturating (metrics off ÷ SDK disabled: {}; rounds {}{})",
-            verdict(within(cpu_saturating, CPU_BUDGET)),
-            ratio_text(cpu_saturating),
-            range_text(cpu_saturating_range),
-            noise_note(cpu_saturating_range, CPU_BUDGET)
+            verdict(within(cpu_saturating.median, CPU_BUDGET)),
+            ratio_text(cpu_saturating.median),
+            range_text(cpu_saturating.range),
+            noise_note(cpu_saturating.range, CPU_BUDGET)
         )?;
         writeln!(
             f,
             "  {}  export and metrics change p99.9 by < 10 %, fixed rate (tracing on ÷ SDK disabled: {}; rounds {})",
-            verdict(tail_fixed.map(|r| (r - 1.0).abs() < TAIL_BUDGET)),
-            ratio_text(tail_fixed),
-            range_text(tail_fixed_range)
+            verdict(tail_fixed.median.map(|r| (r - 1.0).abs() < TAIL_BUDGET)),
+            ratio_text(tail_fixed.median),
+            range_text(tail_fixed.range)
         )?;
         let exporting = || {
             self.spans
@@ -481,10 +481,10 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  {}  metrics within the same 5 % budget, saturating (tracing on ÷ metrics off: {}; rounds {}{})",
-            verdict(within(metrics_saturating, CPU_BUDGET)),
-            ratio_text(metrics_saturating),
-            range_text(metrics_saturating_range),
-            noise_note(metrics_saturating_range, CPU_BUDGET)
+            verdict(within(metrics_saturating.median, CPU_BUDGET)),
+            ratio_text(metrics_saturating.median),
+            range_text(metrics_saturating.range),
+            noise_note(metrics_saturating.range, CPU_BUDGET)
         )?;
         let overshoot = |value: fn(&SpanCount) -> Option<f64>| {
             let mut values: Vec<f64> = self.spans.iter().filter_map(|(_, _, s)| value(s)).collect();
