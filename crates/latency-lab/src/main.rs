@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod load;
+mod scenario;
 mod trace_cmd;
 mod up;
 
@@ -32,6 +33,9 @@ enum Command {
     /// Send a bounded load to a URL and print the latency distribution
     /// (p50, p90, p99, p99.9, max, histogram) and the slowest trace.
     Load(load::LoadArgs),
+    /// Run a lesson's situation live and check its claim: `scenario` lists
+    /// them, `scenario NAME` runs one and ends with the verdict.
+    Scenario(scenario::ScenarioArgs),
     /// Run one service in this process (what `up` starts three times).
     Serve {
         #[command(subcommand)]
@@ -82,6 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Up(args)) => up::run(args).await,
         Some(Command::Trace(args)) => trace_cmd::run(args).await,
         Some(Command::Load(args)) => load::command(args).await,
+        Some(Command::Scenario(args)) => scenario::command(args).await,
         Some(Command::Serve { service }) => {
             match service {
                 Service::User(args) => args.run().await?,

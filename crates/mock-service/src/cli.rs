@@ -56,6 +56,11 @@ pub struct Flags {
     /// longer random draw is cut to it.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub max_delay: Duration,
+    /// Seed for the random draws (latency, faults), so that a run can be
+    /// repeated: the same requests in the same order draw the same delays.
+    /// From the operating system when not set.
+    #[arg(long)]
+    pub seed: Option<u64>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -84,6 +89,7 @@ pub fn describe(command: Command, spec: &MockSpec) -> Command {
         })
         .mut_arg("db_pool_size", |arg| arg.env(env("DB_POOL_SIZE")))
         .mut_arg("max_delay", |arg| arg.env(env("MAX_DELAY")))
+        .mut_arg("seed", |arg| arg.env(env("SEED")))
 }
 
 /// The help with `<short>` replaced by the mock's short name.
@@ -120,7 +126,7 @@ impl Flags {
     /// never delay the exit.
     pub async fn run(self, spec: &'static MockSpec) -> Result<(), ServeError> {
         let mock = spec
-            .mock(self.settings())
+            .mock_seeded(self.settings(), self.seed)
             .map_err(|e| ServeError::Build(e.to_string()))?;
         let shutdown = mock.shutdown_token();
         let service = Service {

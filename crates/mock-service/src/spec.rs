@@ -104,6 +104,18 @@ impl MockSpec {
         Mock::new(self.name, settings)
     }
 
+    /// Same, its draws seeded when `seed` is given (`--seed`).
+    pub fn mock_seeded(
+        &self,
+        settings: MockSettings,
+        seed: Option<u64>,
+    ) -> Result<Mock, SettingsError> {
+        match seed {
+            Some(seed) => Mock::seeded(self.name, settings, seed),
+            None => Mock::new(self.name, settings),
+        }
+    }
+
     /// Its simulated database with a constant latency, no faults, no pool.
     pub fn fixed(&self, latency: Duration) -> Mock {
         Mock::fixed(self.name, latency)

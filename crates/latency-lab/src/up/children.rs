@@ -11,20 +11,20 @@ use service_kit::child::{self, ServiceCommand};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Ctrl-C (SIGINT) or SIGTERM, registered once up front.
-pub(super) struct Stop {
+pub(crate) struct Stop {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl Stop {
-    pub(super) fn install() -> std::io::Result<Stop> {
+    pub(crate) fn install() -> std::io::Result<Stop> {
         Ok(Stop {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
         })
     }
 
-    pub(super) async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {},
             _ = self.terminate.recv() => {},
@@ -36,17 +36,38 @@ impl Stop {
 /// (`service_kit::child`: readiness line, SIGTERM, deadline, kill on drop),
 /// configured to export where `up` receives.
 #[derive(Default)]
-pub(super) struct Children {
+pub(crate) struct Children {
     running: child::Children,
+    /// Extra variables for every service (a scenario's start-up settings).
+    env: Vec<(String, String)>,
+    /// Inherited variables the services must not see.
+    remove: Vec<String>,
+    /// No line per stopped service (`scenario --json` keeps stdout JSON).
+    quiet: bool,
 }
 
 /// How long a service may take to flush and exit after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Children {
+    /// Services that get `env` on top of what `up` sets, do not inherit the
+    /// variables in `remove`, and stop without a line each when `quiet`.
+    pub(crate) fn with_env(
+        env: Vec<(String, String)>,
+        remove: Vec<String>,
+        quiet: bool,
+    ) -> Children {
+        Children {
+            running: child::Children::default(),
+            env,
+            remove,
+            quiet,
+        }
+    }
+
     /// Starts `latency-lab serve <name> <args>` exporting to `endpoint`;
     /// its URL, from its readiness line.
-    pub(super) async fn start(
+    pub(crate) async fn start(
         &mut self,
         name: &'static str,
         args: &[&str],
@@ -79,6 +100,12 @@ impl Children {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd = cmd.env("RUST_LOG", "warn");
         }
+        for key in &self.remove {
+            cmd = cmd.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            cmd = cmd.env(key, value);
+        }
         let child = self.running.start(cmd).await?;
         Ok(child.url())
     }
@@ -88,7 +115,7 @@ impl Children {
     /// the order service, then the user service — each SIGTERM, waited for
     /// and killed past its deadline (`service_kit::child::Children`). One
     /// line each.
-    pub(super) async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         for report in self.running.stop_all(STOP_DEADLINE).await {
             match report {
                 Ok(stopped) if stopped.killed => eprintln!(
@@ -96,6 +123,7 @@ impl Children {
                     stopped.service,
                     STOP_DEADLINE.as_secs()
                 ),
+                Ok(_) if self.quiet => {}
                 Ok(stopped) => println!("stopped {} (pid {})", stopped.service, stopped.pid),
                 Err(error) => eprintln!("warning: {error}"),
             }

@@ -17,10 +17,10 @@
 //! * [`children`]: the child processes and the signals that stop them.
 
 mod args;
-mod children;
+pub(crate) mod children;
 mod follow;
 mod preflight;
-mod stats;
+pub(crate) mod stats;
 mod view;
 
 use std::collections::HashSet;

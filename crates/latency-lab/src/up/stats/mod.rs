@@ -81,7 +81,7 @@ fn aggregator_requests(metrics: &MetricStore) -> u64 {
 /// Waits (at most `timeout`) until the aggregator's exported histograms count
 /// `sent` requests: the services export every few seconds, so right after a
 /// load the last requests are not in yet. `false` when they did not arrive.
-pub(super) async fn wait_for_requests(
+pub(crate) async fn wait_for_requests(
     receiver: &RunningReceiver,
     sent: u64,
     timeout: Duration,
@@ -93,6 +93,19 @@ pub(super) async fn wait_for_requests(
         })
         .await
         .is_ok()
+}
+
+/// A quantile (seconds) of `service`'s busiest endpoint, from the
+/// `http.server.request.duration` histograms it exported: what the table
+/// prints, for a scenario's claim.
+pub(crate) fn endpoint_quantile(receiver: &RunningReceiver, service: &str, q: f64) -> Option<f64> {
+    let points = receiver.metrics().histograms(DURATION_METRIC);
+    table::rows(&points)
+        .into_iter()
+        .filter(|row| row.service == service)
+        .max_by_key(|row| row.requests)?
+        .quantile(q)
+        .map(|quantile| quantile.seconds)
 }
 
 /// Prints the table, the footer, and the worst p99's trace (saved, so the
