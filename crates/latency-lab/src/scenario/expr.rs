@@ -244,7 +244,7 @@ impl Cmp {
             Cmp::Le => "≤",
             Cmp::Gt => ">",
             Cmp::Ge => "≥",
-            Cmp::Eq => "=",
+            Cmp::Eq => "==",
         }
     }
 }

@@ -125,6 +125,13 @@ fn list(json: bool) -> anyhow::Result<()> {
                     "lesson": c.scenario.lesson,
                     "about": c.scenario.about,
                     "targetable": targetable(c).is_ok(),
+                    "ships": c
+                        .scenario
+                        .phases
+                        .iter()
+                        .filter(|p| p.ship)
+                        .map(|p| run::saved_name(&c.scenario.name, false, &p.name))
+                        .collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -172,6 +179,10 @@ fn refuse_on_target(checked: &spec::Checked) -> anyhow::Result<()> {
     targetable(checked).map_err(anyhow::Error::msg)
 }
 
+/// Resource attributes that identify the machine and the process that
+/// recorded a trace: left out of the traces shipped with the docs.
+const MACHINE_KEYS: [&str; 4] = ["host.id", "host.name", "process.pid", "service.instance.id"];
+
 /// `--ship DIR`: every scenario with a shipped phase, run, its shipped
 /// phases' traces written into DIR.
 async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> {
@@ -205,7 +216,12 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
         std::fs::create_dir_all(dir)?;
         for phase in shipped {
             let name = run::saved_name(&checked.scenario.name, false, phase);
-            std::fs::copy(scratch.join(&name), dir.join(&name))?;
+            let mut traces = trace_view::jaeger_json::read_file(&scratch.join(&name))?;
+            for span in traces.iter_mut().flat_map(|t| t.spans.iter_mut()) {
+                span.resource
+                    .retain(|key, _| !MACHINE_KEYS.contains(&key.as_str()));
+            }
+            std::fs::write(dir.join(&name), trace_view::jaeger_json::to_string(&traces))?;
             println!("wrote {}", dir.join(&name).display());
         }
     }

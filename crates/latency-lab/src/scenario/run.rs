@@ -205,6 +205,9 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
             );
         }
         s.stop_services().await;
+        if let Some(table) = crate::up::stats::table_text(&s.receiver, "at the end of the run") {
+            let _ = writeln!(out, "{table}");
+        }
     }
     let metric = |service: &str, q: f64| {
         started

@@ -63,6 +63,11 @@ impl Started {
             "ORDER_SERVICE_SEED".to_owned(),
             seed.wrapping_add(1).to_string(),
         ));
+        // The services' own log lines (an injected failure is an ERROR)
+        // would interleave with the report: off, unless RUST_LOG asks.
+        if std::env::var_os("RUST_LOG").is_none() {
+            settings.push(("RUST_LOG".to_owned(), "off".to_owned()));
+        }
         let mut children = Children::with_env(settings, inherited, quiet);
         let listen = ["--listen", "127.0.0.1:0"];
         let users = children.start("user-service", &listen, &endpoint).await?;

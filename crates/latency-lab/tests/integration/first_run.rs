@@ -317,7 +317,7 @@ fn an_otlp_endpoint_nobody_listens_on_stops_up_naming_it() {
 fn trace_file(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(LAB);
     cmd.current_dir(workspace_root())
-        .args(["trace", "--file", "docs/traces/sequential.json"])
+        .args(["trace", "--file", "docs/traces/fan-out.sequential.json"])
         .args(args)
         .env_remove("NO_COLOR")
         .env_remove("COLUMNS");

@@ -22,6 +22,7 @@ mod mock_timing;
 mod percentiles;
 mod propagation;
 mod remedies;
+mod scenarios;
 mod server_limits;
 mod soak;
 mod stop_order;

@@ -95,6 +95,12 @@ pub(crate) async fn wait_for_requests(
         .is_ok()
 }
 
+/// The per-endpoint table as `print` shows it, without the exemplar line.
+pub(crate) fn table_text(receiver: &RunningReceiver, when: &str) -> Option<String> {
+    let rows = table::rows(&receiver.metrics().histograms(DURATION_METRIC));
+    (!rows.is_empty()).then(|| table::render(&rows, when))
+}
+
 /// A quantile (seconds) of `service`'s busiest endpoint, from the
 /// `http.server.request.duration` histograms it exported: what the table
 /// prints, for a scenario's claim.

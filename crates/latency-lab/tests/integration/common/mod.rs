@@ -384,15 +384,19 @@ pub fn cargo_metadata(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON")
 }
 
-/// A lesson's one ```` ```sh ```` command, its words as the docs test runs
-/// them, so a test of the lesson's claims runs exactly what it says.
+/// A lesson's one ```` ```sh ```` `latency-lab up` command (besides its
+/// scenario), its words as the docs test runs them, so a test of the
+/// lesson's claims runs exactly what it says.
 pub fn lesson_command(file: &str) -> Vec<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/lessons")
         .join(file);
     let text = std::fs::read_to_string(path).unwrap();
-    let commands = crate::docs::sh_commands(&text);
-    assert_eq!(commands.len(), 1, "{file} has one command: {commands:?}");
+    let commands: Vec<String> = crate::docs::sh_commands(&text)
+        .into_iter()
+        .filter(|c| c.starts_with("latency-lab up "))
+        .collect();
+    assert_eq!(commands.len(), 1, "{file} has one up command: {commands:?}");
     commands[0]
         .split_whitespace()
         .map(|w| w.trim_matches('\'').to_owned())
