@@ -23,6 +23,8 @@ pub struct Needs {
     pub traces: bool,
     /// The services' exported metrics (same).
     pub metrics: bool,
+    /// What reached Jaeger through the scenario's own collector.
+    pub jaeger: bool,
 }
 
 impl Needs {
@@ -30,6 +32,7 @@ impl Needs {
         Needs {
             traces: self.traces || other.traces,
             metrics: self.metrics || other.metrics,
+            jaeger: self.jaeger || other.jaeger,
         }
     }
 }
@@ -61,6 +64,9 @@ pub enum Measure {
     SpanP50(String),
     /// The mean share of the critical path held by this service.
     CriticalShare(String),
+    /// Share of the requests whose trace reached Jaeger through the
+    /// scenario's collector (what a sampler kept).
+    Kept,
     /// A quantile of `http.server.request.duration` as this service exported
     /// it (whole run: `all.metric_p99(profile-aggregator)`).
     Metric { q: f64, service: String },
@@ -75,11 +81,15 @@ impl Measure {
             | Measure::SpanP50(_)
             | Measure::CriticalShare(_) => Needs {
                 traces: true,
-                metrics: false,
+                ..Needs::default()
             },
             Measure::Metric { .. } => Needs {
-                traces: false,
                 metrics: true,
+                ..Needs::default()
+            },
+            Measure::Kept => Needs {
+                jaeger: true,
+                ..Needs::default()
             },
             _ => Needs::default(),
         }
@@ -118,6 +128,7 @@ impl Measure {
             "ok" => no_arg(Measure::Ok),
             "joined" => no_arg(Measure::Joined),
             "traces_per_request" => no_arg(Measure::TracesPerRequest),
+            "kept" => no_arg(Measure::Kept),
             "share" => Ok(Measure::Share(status(arg)?)),
             "before_first" => Ok(Measure::BeforeFirst(status(arg)?)),
             "calls" => Ok(Measure::Calls(text(arg)?)),
@@ -127,7 +138,7 @@ impl Measure {
             "metric_p50" => Ok(Measure::Metric { q: 0.5, service: text(arg)? }),
             "metric_p99" => Ok(Measure::Metric { q: 0.99, service: text(arg)? }),
             _ => Err(format!(
-                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), metric_p50(SERVICE), metric_p99(SERVICE))"
+                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), metric_p50(SERVICE), metric_p99(SERVICE))"
             )),
         }
     }
@@ -139,9 +150,11 @@ impl Measure {
             | Measure::SpanMax(_)
             | Measure::SpanP50(_)
             | Measure::Metric { .. } => Unit::Seconds,
-            Measure::Ok | Measure::Share(_) | Measure::Joined | Measure::CriticalShare(_) => {
-                Unit::Fraction
-            }
+            Measure::Ok
+            | Measure::Share(_)
+            | Measure::Joined
+            | Measure::Kept
+            | Measure::CriticalShare(_) => Unit::Fraction,
             Measure::Requests | Measure::BeforeFirst(_) => Unit::Count,
             Measure::TracesPerRequest | Measure::Calls(_) => Unit::PerRequest,
         }

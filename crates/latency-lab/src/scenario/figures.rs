@@ -18,6 +18,8 @@ pub struct PhaseResult {
     pub traces: Vec<Trace>,
     /// The trace id the phase's own `traceparent` header named, if it sent one.
     pub sent_trace_id: Option<TraceId>,
+    /// With a collector: the phase's traces Jaeger holds.
+    pub kept: Option<std::collections::HashSet<TraceId>>,
 }
 
 /// Every phase's result, and the services' exported latency quantiles.
@@ -70,6 +72,10 @@ fn measure_phase(phase: &PhaseResult, measure: &Measure) -> Option<f64> {
         Measure::Joined => {
             let sent = phase.sent_trace_id?;
             share(&|r| r.trace_id == Some(sent))
+        }
+        Measure::Kept => {
+            let kept = phase.kept.as_ref()?;
+            share(&|r| r.trace_id.is_some_and(|id| kept.contains(&id)))
         }
         Measure::TracesPerRequest => (requests > 0.0).then(|| phase.traces.len() as f64 / requests),
         Measure::Calls(service) => (requests > 0.0).then(|| {

@@ -14,10 +14,12 @@
 //! * [`suite`]: the suite started for a run, and the traces it receives.
 //! * [`run`]: phases, figures, verdict.
 //! * [`figures`]: what is measured of a phase.
+//! * [`pipeline`]: a real collector and Jaeger, for a scenario that needs them.
 
 mod catalog;
 mod expr;
 mod figures;
+mod pipeline;
 mod run;
 mod spec;
 mod suite;
@@ -125,6 +127,7 @@ fn list(json: bool) -> anyhow::Result<()> {
                     "lesson": c.scenario.lesson,
                     "about": c.scenario.about,
                     "targetable": targetable(c).is_ok(),
+                    "collector": c.scenario.collector.is_some(),
                     "ships": c
                         .scenario
                         .phases
@@ -162,6 +165,12 @@ fn targetable(checked: &spec::Checked) -> Result<(), String> {
             "scenario {} needs start-up settings a running suite cannot take ({}): run it without --target",
             s.name,
             settings.join(" ")
+        ));
+    }
+    if s.collector.is_some() {
+        return Err(format!(
+            "scenario {} runs its own collector and Jaeger for the suite it starts: run it without --target",
+            s.name
         ));
     }
     let needs = checked.needs();

@@ -14,6 +14,7 @@ use trace_view::{jaeger_json, waterfall, Trace, TraceId};
 
 use super::expr::{Checked as CheckedCondition, Unit};
 use super::figures::{self, PhaseResult, RunFigures};
+use super::pipeline::Pipeline;
 use super::spec::{Checked, Phase, Show};
 use super::suite::{self, Started};
 use crate::load::{self, engine, record::Variant};
@@ -70,9 +71,21 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
     let mut out = Out {
         quiet: options.json,
     };
+    let pipeline = match (&scenario.collector, &options.target) {
+        (Some(spec), None) => Some(Pipeline::start(spec).await?),
+        _ => None,
+    };
     let mut started = match &options.target {
         Some(_) => None,
-        None => Some(Started::start(&scenario.env, options.seed, true).await?),
+        None => Some(
+            Started::start(
+                &scenario.env,
+                options.seed,
+                true,
+                pipeline.as_ref().map(Pipeline::endpoint),
+            )
+            .await?,
+        ),
     };
     let base = match (&options.target, &started) {
         (Some(url), _) => url.clone(),
@@ -119,10 +132,30 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
             );
         }
     }
+    if let (Some(spec), Some(p)) = (&scenario.collector, &pipeline) {
+        let settings: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut files = vec!["otel-collector.yaml".to_owned()];
+        files.extend(spec.overlays.iter().cloned());
+        let _ = writeln!(
+            out,
+            "  spans: through the OpenTelemetry Collector ({}{}) into Jaeger at {}",
+            files.join(" + "),
+            if settings.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", settings.join(" "))
+            },
+            p.query_url()
+        );
+    }
     let _ = writeln!(out);
 
     let client = load::client()?;
-    let receiver = started.as_ref().map(|s| &s.receiver);
+    // The receiver gets the spans unless a collector does.
+    let receiver = started
+        .as_ref()
+        .filter(|_| pipeline.is_none())
+        .map(|s| &s.receiver);
     let mut results: BTreeMap<String, PhaseResult> = BTreeMap::new();
     let mut phases_json = Vec::new();
     let mut sent = 0u64;
@@ -172,6 +205,7 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
             records: run.records.clone(),
             traces,
             sent_trace_id,
+            kept: None,
         };
         let shown = shown_traces(phase, &result);
         describe_phase(&mut out, phase, &url, &run, options.display.width);
@@ -192,6 +226,33 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
         let _ = writeln!(out);
         phases_json.push(phase_json(phase, &run, &result, &shown));
         results.insert(phase.name.clone(), result);
+    }
+
+    // What the collector let through to Jaeger, once its decisions are due.
+    if let Some(p) = &pipeline {
+        let ids: Vec<TraceId> = results
+            .values()
+            .flat_map(|r| r.records.iter().filter_map(|rec| rec.trace_id))
+            .collect();
+        let kept = p.kept(&ids).await?;
+        for phase in &scenario.phases {
+            let result = results.get_mut(&phase.name).expect("every phase ran");
+            let mine: std::collections::HashSet<TraceId> = result
+                .records
+                .iter()
+                .filter_map(|r| r.trace_id)
+                .filter(|id| kept.contains(id))
+                .collect();
+            let _ = writeln!(
+                out,
+                "phase {}: Jaeger holds {} of its {} traces",
+                phase.name,
+                mine.len(),
+                result.records.len()
+            );
+            result.kept = Some(mine);
+        }
+        let _ = writeln!(out);
     }
 
     // The services' metrics: every request counted, then every service

@@ -23,6 +23,11 @@ pub struct Scenario {
     /// `AGGREGATOR_MAX_IN_FLIGHT`, …). A running suite (`--target`) cannot take them.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Export through a real OpenTelemetry Collector into a real Jaeger (the
+    /// Jaeger binary in both roles, as the tests run them) instead of the
+    /// embedded receiver: for what only the pipeline does (tail sampling).
+    #[serde(default)]
+    pub collector: Option<CollectorSpec>,
     #[serde(rename = "phase")]
     pub phases: Vec<Phase>,
     pub claim: Claim,
@@ -107,6 +112,22 @@ pub struct Control {
     /// Per phase, fields that replace the scenario's.
     #[serde(default)]
     pub phase: BTreeMap<String, PhaseChange>,
+    /// The collector's variables that replace or add to the scenario's.
+    #[serde(default)]
+    pub collector_env: BTreeMap<String, String>,
+}
+
+/// The collector a scenario's spans go through.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorSpec {
+    /// Further `--config` files after `otel-collector.yaml`, from the
+    /// repository's root (`otel-collector.tail-sampling.yaml`).
+    #[serde(default)]
+    pub overlays: Vec<String>,
+    /// The collector's variables (`TAIL_SAMPLING_PERCENT`, …).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// The fields of a phase a control may replace.
@@ -159,6 +180,13 @@ impl Checked {
             .map(|c| expr::parse_condition(c, &phases))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("claim.holds_if: {e}")))?;
+        let reads_jaeger = conditions.iter().any(|c| c.needs().jaeger);
+        if reads_jaeger && scenario.collector.is_none() {
+            return Err(invalid(
+                "the claim reads what Jaeger kept (kept), but the scenario has no [collector]"
+                    .to_owned(),
+            ));
+        }
         if conditions.is_empty() {
             return Err(invalid(
                 "claim.holds_if is empty: a claim needs a condition".to_owned(),
@@ -187,6 +215,11 @@ impl Checked {
         let mut control = self.clone();
         let s = &mut control.scenario;
         s.env.extend(self.scenario.control.env.clone());
+        if let Some(collector) = &mut s.collector {
+            collector
+                .env
+                .extend(self.scenario.control.collector_env.clone());
+        }
         for phase in &mut s.phases {
             if let Some(change) = self.scenario.control.phase.get(&phase.name) {
                 if let Some(query) = &change.query {
@@ -258,7 +291,11 @@ impl Scenario {
                 return Err(format!("control.phase.{name}: no phase of that name"));
             }
         }
+        if !self.control.collector_env.is_empty() && self.collector.is_none() {
+            return Err("control.collector_env: the scenario has no [collector]".to_owned());
+        }
         let changes_something = !self.control.env.is_empty()
+            || !self.control.collector_env.is_empty()
             || self
                 .control
                 .phase

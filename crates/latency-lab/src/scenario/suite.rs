@@ -37,11 +37,14 @@ const SERVICE_PREFIXES: [&str; 3] = ["USER_SERVICE_", "ORDER_SERVICE_", "AGGREGA
 
 impl Started {
     /// Starts the receiver and the three services with `env` (the
-    /// scenario's start-up settings) and the mocks' seeds.
+    /// scenario's start-up settings) and the mocks' seeds. With
+    /// `export_to`, the services send their spans and metrics there (a
+    /// collector) instead of to the receiver.
     pub async fn start(
         env: &BTreeMap<String, String>,
         seed: u64,
         quiet: bool,
+        export_to: Option<String>,
     ) -> anyhow::Result<Started> {
         let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let receiver = otlp_receiver::start(ReceiverConfig {
@@ -51,7 +54,7 @@ impl Started {
         })
         .await
         .context("cannot start the embedded OTLP receiver")?;
-        let endpoint = receiver.grpc_endpoint();
+        let endpoint = export_to.unwrap_or_else(|| receiver.grpc_endpoint());
         let inherited: Vec<String> = std::env::vars()
             .map(|(key, _)| key)
             .filter(|key| SERVICE_PREFIXES.iter().any(|p| key.starts_with(p)))

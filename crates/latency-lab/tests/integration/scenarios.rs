@@ -16,9 +16,14 @@ fn root() -> PathBuf {
 }
 
 fn scenario(args: &[&str]) -> Output {
+    scenario_with(args, &[])
+}
+
+fn scenario_with(args: &[&str], env: &[(&str, PathBuf)]) -> Output {
     Command::new(LAB)
         .arg("scenario")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(root())
         .output()
         .unwrap()
@@ -98,6 +103,17 @@ fn every_scenario_holds_and_its_control_does_not() {
     assert!(catalog.len() >= 12, "{} scenarios", catalog.len());
     for entry in &catalog {
         let name = entry["name"].as_str().unwrap();
+        // A scenario with its own collector and Jaeger needs the Jaeger
+        // binary: as the end-to-end tests, skipped without one (a failure
+        // under CI=true), and given the one found so it is not looked for twice.
+        let mut env = Vec::new();
+        if entry["collector"] == true {
+            match jaeger_harness::jaeger_for_tests() {
+                Some(bin) => env.push(("JAEGER_BIN", bin)),
+                None => continue,
+            }
+        }
+        let scenario = |args: &[&str]| scenario_with(args, &env);
         // The scenario, exactly as a lesson runs it, plus --save.
         let output = scenario(&[
             name,
@@ -211,6 +227,10 @@ fn a_running_suite_refuses_in_one_line_what_it_cannot_do() {
         (
             "broken-trace",
             "error: scenario broken-trace reads the suite's spans, which a running suite sends to its own receiver, not here: run it without --target",
+        ),
+        (
+            "tail-sampling",
+            "error: scenario tail-sampling runs its own collector and Jaeger for the suite it starts: run it without --target",
         ),
         (
             "percentile-to-trace",
