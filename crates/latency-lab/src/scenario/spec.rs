@@ -320,3 +320,90 @@ impl Scenario {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+name = "x"
+lesson = "01-latency-is-waiting"
+about = "a test"
+[[phase]]
+name = "a"
+requests = 2
+[claim]
+says = "{a.p50}"
+holds_if = ["a.p50 < 1s"]
+[control]
+does = "slower"
+[control.phase.a]
+query = "mode=sequential"
+"#;
+
+    fn error(text: &str) -> String {
+        Checked::parse("x.toml", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_valid_description_and_its_control() {
+        let checked = Checked::parse("x.toml", VALID).unwrap();
+        assert_eq!(checked.scenario.phases[0].query, "");
+        assert_eq!(checked.scenario.phases[0].path, "/user-profile/42");
+        assert_eq!(
+            checked.control().scenario.phases[0].query,
+            "mode=sequential"
+        );
+        assert_eq!(checked.needs(), Needs::default());
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        for (text, says) in [
+            (
+                VALID.replace("requests = 2", "requests = 2\nrequsts = 3"),
+                "unknown field `requsts`",
+            ),
+            (
+                VALID.replace("name = \"x\"", "name = \"y\""),
+                "not the file's name",
+            ),
+            (
+                VALID.replace("name = \"a\"", "name = \"A\""),
+                "phase name \"A\"",
+            ),
+            (
+                VALID.replace("requests = 2", "requests = 0"),
+                "requests is 1 to 100000",
+            ),
+            (
+                VALID.replace("requests = 2", "requests = 2\nrate = 5.0\nconcurrency = 2"),
+                "not both",
+            ),
+            (VALID.replace("a.p50 < 1s", "b.p50 < 1s"), "no phase \"b\""),
+            (
+                VALID.replace("[control.phase.a]", "[control.phase.b]"),
+                "control.phase.b: no phase",
+            ),
+            (
+                VALID.replace("query = \"mode=sequential\"", ""),
+                "the control changes nothing",
+            ),
+            (
+                VALID.replace("a.p50 < 1s", "a.kept == 100%"),
+                "no [collector]",
+            ),
+            (
+                VALID.replace(
+                    "about = \"a test\"",
+                    "about = \"a test\"\nenv = { OTEL_X = \"1\" }",
+                ),
+                "env OTEL_X: only the services' own settings",
+            ),
+        ] {
+            let error = error(&text);
+            assert!(error.contains(says), "{says:?} not in {error}");
+            assert!(error.starts_with("x.toml: "), "{error}");
+        }
+    }
+}
