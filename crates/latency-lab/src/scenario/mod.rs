@@ -12,7 +12,9 @@
 //! * [`expr`]: the claim's small language (figures, units, comparisons).
 //! * [`catalog`]: every description, embedded at build time.
 //! * [`suite`]: the suite started for a run, and the traces it receives.
-//! * [`run`]: phases, figures, verdict.
+//! * [`run`]: the run: suite, phases, figures, verdict.
+//! * [`request`]: what a phase sends.
+//! * [`report`]: what a run prints, and its JSON.
 //! * [`figures`]: what is measured of a phase.
 //! * [`pipeline`]: a real collector and Jaeger, for a scenario that needs them.
 
@@ -20,6 +22,8 @@ mod catalog;
 mod expr;
 mod figures;
 mod pipeline;
+mod report;
+mod request;
 mod run;
 mod spec;
 mod suite;
@@ -133,7 +137,7 @@ fn list(json: bool) -> anyhow::Result<()> {
                         .phases
                         .iter()
                         .filter(|p| p.ship)
-                        .map(|p| run::saved_name(&c.scenario.name, false, &p.name))
+                        .map(|p| report::saved_name(&c.scenario.name, false, &p.name))
                         .collect::<Vec<_>>(),
                 })
             })
@@ -224,7 +228,7 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
         }
         std::fs::create_dir_all(dir)?;
         for phase in shipped {
-            let name = run::saved_name(&checked.scenario.name, false, phase);
+            let name = report::saved_name(&checked.scenario.name, false, phase);
             let mut traces = trace_view::jaeger_json::read_file(&scratch.join(&name))?;
             for span in traces.iter_mut().flat_map(|t| t.spans.iter_mut()) {
                 span.resource
