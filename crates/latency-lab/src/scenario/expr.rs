@@ -25,6 +25,9 @@ pub struct Needs {
     pub metrics: bool,
     /// What reached Jaeger through the scenario's own collector.
     pub jaeger: bool,
+    /// Traces that no answer names (an orphaned call's): only a receiver
+    /// that sees every span finds them, not a lookup by id.
+    pub orphans: bool,
 }
 
 impl Needs {
@@ -33,6 +36,7 @@ impl Needs {
             traces: self.traces || other.traces,
             metrics: self.metrics || other.metrics,
             jaeger: self.jaeger || other.jaeger,
+            orphans: self.orphans || other.orphans,
         }
     }
 }
@@ -75,8 +79,12 @@ pub enum Measure {
 impl Measure {
     fn needs(&self) -> Needs {
         match self {
-            Measure::TracesPerRequest
-            | Measure::Calls(_)
+            Measure::TracesPerRequest => Needs {
+                traces: true,
+                orphans: true,
+                ..Needs::default()
+            },
+            Measure::Calls(_)
             | Measure::SpanMax(_)
             | Measure::SpanP50(_)
             | Measure::CriticalShare(_) => Needs {

@@ -17,10 +17,12 @@
 //! * [`report`]: what a run prints, and its JSON.
 //! * [`figures`]: what is measured of a phase.
 //! * [`pipeline`]: a real collector and Jaeger, for a scenario that needs them.
+//! * [`from_jaeger`]: with `--target --jaeger`, a phase's traces read back from Jaeger.
 
 mod catalog;
 mod expr;
 mod figures;
+mod from_jaeger;
 mod pipeline;
 mod report;
 mod request;
@@ -54,6 +56,11 @@ pub struct ScenarioArgs {
     /// that suite's own receiver or collector, not here).
     #[arg(long, value_name = "URL")]
     pub target: Option<reqwest::Url>,
+    /// With --target: the running suite's Jaeger (its UI and query API, e.g.
+    /// http://localhost:16686), where a scenario whose claim reads spans
+    /// finds its requests' traces.
+    #[arg(long, value_name = "URL", requires = "target")]
+    pub jaeger: Option<reqwest::Url>,
     /// Print the verdict and the figures as JSON (for other tools) instead
     /// of the report.
     #[arg(long)]
@@ -89,12 +96,13 @@ async fn dispatch(args: ScenarioArgs) -> anyhow::Result<()> {
     let found = catalog::find(name)?;
     let checked = if args.control { found.control() } else { found };
     if args.target.is_some() {
-        refuse_on_target(&checked)?;
+        refuse_on_target(&checked, args.jaeger.is_some())?;
     }
     let options = run::Options {
         seed: args.seed,
         control: args.control,
         target: args.target.clone(),
+        jaeger: args.jaeger.clone(),
         save: args.save.clone(),
         json: args.json,
         display: args.display.resolve(),
@@ -130,7 +138,8 @@ fn list(json: bool) -> anyhow::Result<()> {
                     "name": c.scenario.name,
                     "lesson": c.scenario.lesson,
                     "about": c.scenario.about,
-                    "targetable": targetable(c).is_ok(),
+                    "targetable": targetable(c, false).is_ok(),
+                    "targetable_with_jaeger": targetable(c, true).is_ok(),
                     "collector": c.scenario.collector.is_some(),
                     "ships": c
                         .scenario
@@ -160,8 +169,9 @@ fn list(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why a scenario cannot run against a running suite, in one line.
-fn targetable(checked: &spec::Checked) -> Result<(), String> {
+/// Why a scenario cannot run against a running suite (whose Jaeger is
+/// known when `jaeger`), in one line.
+fn targetable(checked: &spec::Checked, jaeger: bool) -> Result<(), String> {
     let s = &checked.scenario;
     if !s.env.is_empty() {
         let settings: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -178,18 +188,29 @@ fn targetable(checked: &spec::Checked) -> Result<(), String> {
         ));
     }
     let needs = checked.needs();
-    if needs.traces || needs.metrics {
+    if needs.metrics {
         return Err(format!(
-            "scenario {} reads the suite's {}, which a running suite sends to its own receiver, not here: run it without --target",
-            s.name,
-            if needs.traces { "spans" } else { "metrics" }
+            "scenario {} reads the suite's metrics, which a running suite sends to its own receiver, not here: run it without --target",
+            s.name
+        ));
+    }
+    if needs.orphans {
+        return Err(format!(
+            "scenario {} counts traces that no answer names (orphaned calls), which only the receiver of a suite it starts sees: run it without --target",
+            s.name
+        ));
+    }
+    if needs.traces && !jaeger {
+        return Err(format!(
+            "scenario {} reads the suite's spans, which a running suite sends to its own receiver, not here: give its Jaeger with --jaeger URL, or run it without --target",
+            s.name
         ));
     }
     Ok(())
 }
 
-fn refuse_on_target(checked: &spec::Checked) -> anyhow::Result<()> {
-    targetable(checked).map_err(anyhow::Error::msg)
+fn refuse_on_target(checked: &spec::Checked, jaeger: bool) -> anyhow::Result<()> {
+    targetable(checked, jaeger).map_err(anyhow::Error::msg)
 }
 
 /// Resource attributes that identify the machine and the process that
@@ -215,6 +236,7 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             seed: args.seed,
             control: false,
             target: None,
+            jaeger: None,
             save: Some(scratch.clone()),
             json: true,
             display: args.display.resolve(),

@@ -15,6 +15,7 @@ use trace_view::{jaeger_json, waterfall, TraceId};
 
 use super::expr::Checked as CheckedCondition;
 use super::figures::{self, PhaseResult, RunFigures};
+use super::from_jaeger;
 use super::pipeline::Pipeline;
 use super::report::{self, Out};
 use super::request;
@@ -31,6 +32,8 @@ pub struct Options {
     pub control: bool,
     /// An already running suite's aggregator.
     pub target: Option<reqwest::Url>,
+    /// That suite's Jaeger, where the traces of its requests are read.
+    pub jaeger: Option<reqwest::Url>,
     pub save: Option<PathBuf>,
     pub json: bool,
     pub display: Display,
@@ -79,11 +82,21 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
         .as_ref()
         .filter(|_| pipeline.is_none())
         .map(|s| &s.receiver);
+    // A running suite's traces, read back from its Jaeger when the claim
+    // reads spans.
+    let jaeger = match (&options.jaeger, checked.needs().traces) {
+        (Some(url), true) => Some(trace_view::JaegerClient::new(url.as_str())?),
+        _ => None,
+    };
+    let sources = TraceSources {
+        receiver,
+        jaeger: jaeger.as_ref(),
+    };
     let mut results: BTreeMap<String, PhaseResult> = BTreeMap::new();
     let mut phases_json = Vec::new();
     for phase in &scenario.phases {
         let (result, json) =
-            run_phase(&mut out, &client, &base, phase, receiver, scenario, options).await?;
+            run_phase(&mut out, &client, &base, phase, &sources, scenario, options).await?;
         phases_json.push(json);
         results.insert(phase.name.clone(), result);
     }
@@ -110,6 +123,13 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
         s.stop().await;
     }
     Ok(outcome)
+}
+
+/// Where a phase's traces come from: the receiver of a suite this run
+/// started, or a running suite's Jaeger.
+struct TraceSources<'a> {
+    receiver: Option<&'a RunningReceiver>,
+    jaeger: Option<&'a trace_view::JaegerClient>,
 }
 
 /// What runs, on which suite, with which settings.
@@ -142,7 +162,12 @@ fn print_header(
     let _ = match &options.target {
         Some(url) => writeln!(
             out,
-            "  suite: the running one at {url} (its mocks draw with their own seed)"
+            "  suite: the running one at {url} (its mocks draw with their own seed){}",
+            options
+                .jaeger
+                .as_ref()
+                .map(|j| format!("; its traces read from Jaeger at {j}"))
+                .unwrap_or_default()
         ),
         None => writeln!(
             out,
@@ -172,10 +197,11 @@ async fn run_phase(
     client: &reqwest::Client,
     base: &reqwest::Url,
     phase: &Phase,
-    receiver: Option<&RunningReceiver>,
+    sources: &TraceSources<'_>,
     scenario: &Scenario,
     options: &Options,
 ) -> anyhow::Result<(PhaseResult, serde_json::Value)> {
+    let receiver = sources.receiver;
     let url = request::phase_url(base, phase)?;
     let headers = request::phase_headers(phase);
     let known = receiver.map(suite::known_traces).unwrap_or_default();
@@ -187,9 +213,12 @@ async fn run_phase(
     .await
     .with_context(|| format!("phase {}: no request to {url} was answered", phase.name))?;
     let expected: Vec<TraceId> = run.records.iter().filter_map(|r| r.trace_id).collect();
-    let traces = match receiver {
-        Some(r) => suite::new_traces(r, &known, &expected).await,
-        None => Vec::new(),
+    let traces = match (receiver, sources.jaeger) {
+        (Some(r), _) => suite::new_traces(r, &known, &expected).await,
+        (None, Some(jaeger)) => from_jaeger::traces(jaeger, &expected)
+            .await
+            .with_context(|| format!("phase {}: the traces in Jaeger", phase.name))?,
+        (None, None) => Vec::new(),
     };
     let sent_trace_id = headers
         .iter()

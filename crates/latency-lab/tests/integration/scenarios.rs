@@ -225,8 +225,12 @@ fn a_running_suite_refuses_in_one_line_what_it_cannot_do() {
             "error: scenario pool-contention needs start-up settings a running suite cannot take (ORDER_SERVICE_DB_POOL_SIZE=1): run it without --target",
         ),
         (
+            "critical-path",
+            "error: scenario critical-path reads the suite's spans, which a running suite sends to its own receiver, not here: give its Jaeger with --jaeger URL, or run it without --target",
+        ),
+        (
             "broken-trace",
-            "error: scenario broken-trace reads the suite's spans, which a running suite sends to its own receiver, not here: run it without --target",
+            "error: scenario broken-trace counts traces that no answer names (orphaned calls), which only the receiver of a suite it starts sees: run it without --target",
         ),
         (
             "tail-sampling",
@@ -243,6 +247,21 @@ fn a_running_suite_refuses_in_one_line_what_it_cannot_do() {
         assert_eq!(text(&output.stderr), format!("{says}\n"));
         assert!(output.stdout.is_empty());
     }
+    // A Jaeger lifts the refusal for spans, not for orphaned traces.
+    let output = scenario(&[
+        "broken-trace",
+        "--target",
+        &crate::common::closed_port_url(),
+        "--jaeger",
+        &crate::common::closed_port_url(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr)
+            .starts_with("error: scenario broken-trace counts traces that no answer names"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 #[tokio::test]
@@ -280,6 +299,53 @@ async fn a_scenario_runs_against_a_running_suite_and_prints_json() {
         stdout.contains("verdict: the claim does not hold, as the control must not"),
         "{stdout}"
     );
+}
+
+/// A running suite that exports to a real Jaeger (as `docker compose up`'s
+/// does, through its collector): a scenario whose claim reads spans reads
+/// its requests' traces back from that Jaeger.
+#[tokio::test]
+async fn with_jaeger_a_scenario_reads_a_running_suites_traces() {
+    let Some(bin) = jaeger_harness::jaeger_for_tests() else {
+        return;
+    };
+    let jaeger = jaeger_harness::Jaeger::start(&bin).expect("start Jaeger");
+    let suite = Suite::start(Options {
+        otlp_endpoint: Some(jaeger.otlp_grpc_endpoint()),
+        ..Options::default()
+    })
+    .await;
+    let output = scenario(&[
+        "critical-path",
+        "--target",
+        &suite.aggregator.url,
+        "--jaeger",
+        &jaeger.query_url(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdict["holds"], true, "{verdict:#}");
+    // Three requests, three whole traces read back from Jaeger.
+    assert_eq!(verdict["phases"][0]["traces"], 3, "{verdict:#}");
+    let share = verdict["figures"]["slow_user.critical_share(user-service)"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(share > 0.9, "{share}");
+
+    // Its control, on the same suite: the user service at its usual speed.
+    let output = scenario(&[
+        "critical-path",
+        "--control",
+        "--target",
+        &suite.aggregator.url,
+        "--jaeger",
+        &jaeger.query_url(),
+        "--json",
+    ]);
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(output.status.success(), "{verdict:#}");
+    assert_eq!(verdict["holds"], false, "{verdict:#}");
 }
 
 #[test]
