@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod explain;
 mod load;
 mod scenario;
 mod trace_cmd;
@@ -33,6 +34,10 @@ enum Command {
     /// Send a bounded load to a URL and print the latency distribution
     /// (p50, p90, p99, p99.9, max, histogram) and the slowest trace.
     Load(load::LoadArgs),
+    /// Why the slow requests are slow: over many saved traces, each
+    /// operation's share of the critical path in the typical requests
+    /// against the tail.
+    Explain(explain::ExplainArgs),
     /// Run a lesson's situation live and check its claim: `scenario` lists
     /// them, `scenario NAME` runs one and ends with the verdict.
     Scenario(scenario::ScenarioArgs),
@@ -87,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Trace(args)) => trace_cmd::run(args).await,
         Some(Command::Load(args)) => load::command(args).await,
         Some(Command::Scenario(args)) => scenario::command(args).await,
+        Some(Command::Explain(args)) => explain::command(args),
         Some(Command::Serve { service }) => {
             match service {
                 Service::User(args) => args.run().await?,

@@ -1,0 +1,254 @@
+//! `latency-lab explain`: why the slow requests are slow, over many traces.
+//!
+//! One trace's critical path says what decided *that* request. Over a
+//! population the question is which operations own the time of the slow
+//! requests, and how that differs from the typical ones (Uber's CRISP,
+//! USENIX ATC '22). `explain` computes every trace's critical path
+//! (trace-view's, as Jaeger's UI draws it), attributes it to operations,
+//! splits one endpoint's traces into the typical ones (≤ p50) and the tail
+//! (≥ `--split`, p99 by default), and prints each operation's share of the
+//! critical path and its exclusive time in both, and what differs.
+//!
+//! * [`attribute`]: one trace's critical path by operation.
+//! * [`groups`]: the split, the shares, the differences.
+
+mod attribute;
+mod groups;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use serde_json::json;
+use trace_view::{jaeger_json, Trace};
+
+use attribute::Attribution;
+use groups::Group;
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Saved traces: folders of Jaeger JSON files (`up`'s
+    /// latency-lab-traces/, `scenario --save`'s) or single files.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// The endpoint, as `SERVICE SPAN-NAME` of the root span (e.g.
+    /// 'profile-aggregator GET /user-profile/{id}') [default: the most
+    /// common root].
+    #[arg(long, value_name = "OPERATION")]
+    pub endpoint: Option<String>,
+    /// The tail: traces at or above this quantile of the endpoint's latency
+    /// (p90, p99, p99.9).
+    #[arg(long, default_value = "p99", value_parser = parse_split)]
+    pub split: f64,
+    /// Print the groups and shares as JSON (for other tools).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `p99` → 0.99; above p50, below p100.
+fn parse_split(value: &str) -> Result<f64, String> {
+    let number = value
+        .strip_prefix('p')
+        .ok_or_else(|| format!("{value:?}: a quantile such as p90, p99 or p99.9"))?;
+    let pct: f64 = number
+        .parse()
+        .map_err(|_| format!("{value:?}: a quantile such as p90, p99 or p99.9"))?;
+    if !(pct > 50.0 && pct < 100.0) {
+        return Err(format!("{value:?}: the tail is above p50 and below p100"));
+    }
+    Ok(pct / 100.0)
+}
+
+pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
+    let traces = load(&args.paths)?;
+    let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
+    let endpoint = match &args.endpoint {
+        Some(endpoint) => endpoint.clone(),
+        None => {
+            most_common_endpoint(&attributions).context("no trace with spans in the given paths")?
+        }
+    };
+    let set: Vec<Attribution> = attributions
+        .into_iter()
+        .filter(|a| a.endpoint == endpoint)
+        .collect();
+    if set.is_empty() {
+        bail!("no trace of the endpoint {endpoint:?} (--endpoint names a root span as `SERVICE SPAN-NAME`)");
+    }
+    let (typical, tail) = groups::split(&set, args.split).expect("a set that is not empty");
+    let differences = groups::differences(&typical, &tail);
+    let orphaned: usize = set.iter().filter(|a| a.orphaned_spans > 0).count();
+    if args.json {
+        let json = json!({
+            "endpoint": endpoint,
+            "traces": set.len(),
+            "traces_with_orphaned_spans": orphaned,
+            "typical": group_json(&typical),
+            "tail": group_json(&tail),
+            "differences": differences,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    print!(
+        "{}",
+        render(
+            &endpoint,
+            set.len(),
+            orphaned,
+            &typical,
+            &tail,
+            &differences
+        )
+    );
+    Ok(())
+}
+
+/// Every trace in `paths`: each folder's `*.json` files, and each file.
+fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Trace>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read the folder {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut traces = Vec::new();
+    for file in &files {
+        traces.extend(read(file)?);
+    }
+    if traces.is_empty() {
+        bail!("no trace in {}", describe_paths(paths));
+    }
+    Ok(traces)
+}
+
+fn read(file: &Path) -> anyhow::Result<Vec<Trace>> {
+    jaeger_json::read_file(file).with_context(|| format!("{}", file.display()))
+}
+
+fn describe_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// The root operation most traces answer (ties: the first by name).
+fn most_common_endpoint(set: &[Attribution]) -> Option<String> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in set {
+        *counts.entry(a.endpoint.as_str()).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))
+        .map(|(endpoint, _)| endpoint.to_owned())
+}
+
+fn group_json(group: &Group) -> serde_json::Value {
+    json!({
+        "label": group.label,
+        "bound_ms": group.bound_us as f64 / 1000.0,
+        "traces": group.traces,
+        "operations": group.operations.iter().map(|o| json!({
+            "operation": o.operation,
+            "share": o.share,
+            "traces": o.traces,
+            "exclusive_p50_ms": o.exclusive_p50_us as f64 / 1000.0,
+            "exclusive_p99_ms": o.exclusive_p99_us as f64 / 1000.0,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn ms(us: u64) -> String {
+    crate::load::format_duration(std::time::Duration::from_micros(us))
+}
+
+/// The report: the two groups side by side, one row per operation that
+/// holds either group's critical path, largest tail share first.
+fn render(
+    endpoint: &str,
+    traces: usize,
+    orphaned: usize,
+    typical: &Group,
+    tail: &Group,
+    differences: &[String],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "explain: {traces} traces of {endpoint}");
+    if orphaned > 0 {
+        let _ = writeln!(
+            out,
+            "  {orphaned} of them have spans whose parent is missing: their time is not on the root's critical path"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  typical: the {} at or under {} ({}); tail: the {} at or over {} ({})",
+        typical.traces,
+        typical.label,
+        ms(typical.bound_us),
+        tail.traces,
+        tail.label,
+        ms(tail.bound_us)
+    );
+    let share_of = |g: &Group, op: &str| g.operations.iter().find(|o| o.operation == op).cloned();
+    let mut rows: Vec<&str> = tail
+        .operations
+        .iter()
+        .chain(&typical.operations)
+        .filter(|o| o.share > 0.0)
+        .map(|o| o.operation.as_str())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    rows.retain(|op| seen.insert(*op));
+    let width = rows
+        .iter()
+        .map(|r| r.chars().count())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    let _ = writeln!(
+        out,
+        "  {:width$}  {:>8}  {:>8}  {:>21}  {:>21}",
+        "operation", "typical", "tail", "exclusive p50 / p99", "tail excl. p50 / p99"
+    );
+    for op in rows {
+        let t = share_of(typical, op);
+        let l = share_of(tail, op);
+        let excl = |o: &Option<groups::OperationShare>| match o {
+            Some(o) => format!("{} / {}", ms(o.exclusive_p50_us), ms(o.exclusive_p99_us)),
+            None => "-".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:width$}  {:>8}  {:>8}  {:>21}  {:>21}",
+            op,
+            t.as_ref()
+                .map_or("-".to_owned(), |o| groups::percent(o.share)),
+            l.as_ref()
+                .map_or("-".to_owned(), |o| groups::percent(o.share)),
+            excl(&t),
+            excl(&l)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  share: the operation's time on the critical path over the group's; exclusive: its self time per trace it appears in"
+    );
+    for line in differences {
+        let _ = writeln!(out, "{line}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! Synthetic traces with a known answer: the shares are exact.
+
+use std::collections::BTreeMap;
+
+use trace_view::model::{SpanKind, Status};
+use trace_view::{Span, Trace, TraceId};
+
+use super::attribute::attribute;
+use super::groups::{self, differences};
+
+/// A span: `(id, parent, service, name, start ms, duration ms)`.
+type S = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+);
+
+fn trace(n: u64, spans: &[S]) -> Trace {
+    Trace {
+        trace_id: TraceId::parse(&format!("{n:032x}")).unwrap(),
+        spans: spans
+            .iter()
+            .map(|(id, parent, service, name, start, dur)| Span {
+                span_id: format!("{:0>16}", id),
+                parent_id: parent.map(|p| format!("{p:0>16}")),
+                service: (*service).to_owned(),
+                name: (*name).to_owned(),
+                kind: SpanKind::Internal,
+                start_us: 1_000_000 + start * 1000,
+                duration_us: dur * 1000,
+                status: Status::Unset,
+                scope: String::new(),
+                attributes: BTreeMap::new(),
+                resource: BTreeMap::new(),
+                events: Vec::new(),
+                links: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+const ROOT: &str = "agg GET /p";
+const USERS: &str = "users db";
+const ORDERS: &str = "orders db";
+const POOL: &str = "orders pool.wait";
+
+/// Users 100 ms and orders `orders` ms, one after the other.
+fn sequential(n: u64, orders: u64) -> Trace {
+    trace(
+        n,
+        &[
+            ("1", None, "agg", "GET /p", 0, 100 + orders),
+            ("2", Some("1"), "users", "db", 0, 100),
+            ("3", Some("1"), "orders", "db", 100, orders),
+        ],
+    )
+}
+
+/// Users 100 ms and orders 200 ms at once; with `wait` ms of pool wait
+/// before the orders query.
+fn concurrent(n: u64, wait: u64) -> Trace {
+    let mut spans: Vec<S> = vec![
+        ("1", None, "agg", "GET /p", 0, 200 + wait),
+        ("2", Some("1"), "users", "db", 0, 100),
+        ("3", Some("1"), "orders", "db", wait, 200),
+    ];
+    if wait > 0 {
+        spans.push(("4", Some("1"), "orders", "pool.wait", 0, wait));
+    }
+    trace(n, &spans)
+}
+
+fn critical(t: &Trace, op: &str) -> u64 {
+    attribute(t)
+        .unwrap()
+        .critical_us
+        .get(op)
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn sequential_calls_are_both_on_the_path() {
+    let t = sequential(1, 200);
+    let a = attribute(&t).unwrap();
+    assert_eq!(a.endpoint, ROOT);
+    assert_eq!(a.latency_us, 300_000);
+    assert_eq!(critical(&t, USERS), 100_000);
+    assert_eq!(critical(&t, ORDERS), 200_000);
+    assert_eq!(critical(&t, ROOT), 0);
+    assert_eq!(a.exclusive_us[ROOT], 0);
+}
+
+#[test]
+fn of_concurrent_calls_only_the_slower_is_on_the_path() {
+    let t = concurrent(1, 0);
+    assert_eq!(critical(&t, ORDERS), 200_000);
+    assert_eq!(critical(&t, USERS), 0);
+    // Off the path, but its exclusive time is still its own.
+    assert_eq!(attribute(&t).unwrap().exclusive_us[USERS], 100_000);
+}
+
+#[test]
+fn pool_queueing_in_the_tail_only_is_named() {
+    // 98 typical traces without a wait, 2 with 600 ms in the pool.
+    let mut set: Vec<_> = (0..98)
+        .map(|n| attribute(&concurrent(n, 0)).unwrap())
+        .collect();
+    set.extend((98..100).map(|n| attribute(&concurrent(n, 600)).unwrap()));
+    let (typical, tail) = groups::split(&set, 0.99).unwrap();
+    assert_eq!(typical.traces, 98);
+    assert_eq!(tail.traces, 2);
+    assert_eq!(tail.bound_us, 800_000);
+    let share = |g: &groups::Group, op: &str| {
+        g.operations
+            .iter()
+            .find(|o| o.operation == op)
+            .map_or(0.0, |o| o.share)
+    };
+    assert_eq!(share(&typical, ORDERS), 1.0);
+    assert_eq!(share(&typical, POOL), 0.0);
+    // 600 of 800 ms waiting for the connection, 200 in the query.
+    assert_eq!(share(&tail, POOL), 0.75);
+    assert_eq!(share(&tail, ORDERS), 0.25);
+    assert_eq!(
+        differences(&typical, &tail),
+        [
+            "at p99, 75% of the critical path is orders pool.wait (at p50: 0%)",
+            "orders pool.wait holds the critical path only in the tail (75%)",
+        ]
+    );
+    let pool = tail
+        .operations
+        .iter()
+        .find(|o| o.operation == POOL)
+        .unwrap();
+    assert_eq!(
+        (pool.exclusive_p50_us, pool.exclusive_p99_us),
+        (600_000, 600_000)
+    );
+}
+
+#[test]
+fn a_child_that_outlives_its_parent_counts_only_while_the_parent_waited() {
+    // The orders query runs 100 ms past its parent's end (work left running
+    // after the answer went out).
+    let t = trace(
+        1,
+        &[
+            ("1", None, "agg", "GET /p", 0, 200),
+            ("2", Some("1"), "orders", "db", 50, 250),
+        ],
+    );
+    let a = attribute(&t).unwrap();
+    assert_eq!(a.critical_us[ORDERS], 150_000);
+    assert_eq!(a.critical_us[ROOT], 50_000);
+    assert_eq!(a.critical_us.values().sum::<u64>(), a.latency_us);
+}
+
+#[test]
+fn a_missing_span_is_counted_and_its_children_are_not_on_the_root_path() {
+    // The users call's span was lost; its query's span arrived.
+    let t = trace(
+        1,
+        &[
+            ("1", None, "agg", "GET /p", 0, 300),
+            ("3", Some("9"), "users", "db", 0, 100),
+            ("4", Some("1"), "orders", "db", 100, 200),
+        ],
+    );
+    let a = attribute(&t).unwrap();
+    assert_eq!(a.orphaned_spans, 1);
+    assert_eq!(a.critical_us.get(USERS), None);
+    // The root holds the gap itself: nobody below it accounts for it.
+    assert_eq!(a.critical_us[ROOT], 100_000);
+    assert_eq!(a.critical_us[ORDERS], 200_000);
+}
+
+#[test]
+fn the_split_quantile_names_the_tail() {
+    assert_eq!(super::parse_split("p99"), Ok(0.99));
+    assert!((super::parse_split("p99.9").unwrap() - 0.999).abs() < 1e-12);
+    assert!(super::parse_split("p50").is_err());
+    assert!(super::parse_split("99").is_err());
+    assert_eq!(groups::quantile_label(0.999), "p99.9");
+    assert_eq!(groups::quantile_label(0.9), "p90");
+}
