@@ -105,7 +105,7 @@ fn group(label: String, bound_us: u64, traces: &[&Attribution]) -> Group {
 }
 
 /// The nearest-rank quantile of sorted `values`: one that occurred.
-fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
+pub fn nearest_rank(sorted: &[u64], q: f64) -> Option<u64> {
     if sorted.is_empty() {
         return None;
     }

@@ -14,6 +14,7 @@
 
 mod attribute;
 mod groups;
+mod whatif;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,9 +42,39 @@ pub struct ExplainArgs {
     /// (p90, p99, p99.9).
     #[arg(long, default_value = "p99", value_parser = parse_split)]
     pub split: f64,
+    /// The operation of the what-if line [default: the one with the
+    /// largest share of the tail's critical path].
+    #[arg(long, value_name = "OPERATION")]
+    pub what_if: Option<String>,
+    /// How much faster the what-if makes it: a share of its exclusive time
+    /// (50%).
+    #[arg(long, default_value = "50%", value_parser = parse_faster)]
+    pub faster: f64,
     /// Print the groups and shares as JSON (for other tools).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `50%` → 0.5; 1 % to 100 %.
+fn parse_faster(value: &str) -> Result<f64, String> {
+    let pct: f64 = value
+        .strip_suffix('%')
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("{value:?}: a percentage such as 50%"))?;
+    if !(1.0..=100.0).contains(&pct) {
+        return Err(format!("{value:?}: between 1% and 100%"));
+    }
+    Ok(pct / 100.0)
+}
+
+/// The what-if's answer: the set's p50 and tail quantile now and under
+/// the model (`whatif`), µs.
+struct WhatIf {
+    operation: String,
+    faster: f64,
+    label: String,
+    now: (u64, u64),
+    then: (u64, u64),
 }
 
 /// `p99` → 0.99; above p50, below p100.
@@ -79,6 +110,31 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
     let (typical, tail) = groups::split(&set, args.split).expect("a set that is not empty");
     let differences = groups::differences(&typical, &tail);
     let orphaned: usize = set.iter().filter(|a| a.orphaned_spans > 0).count();
+    let what_if_op = args
+        .what_if
+        .clone()
+        .or_else(|| tail.operations.first().map(|o| o.operation.clone()));
+    let what_if = what_if_op.map(|op| {
+        let in_set: Vec<&Trace> = traces
+            .iter()
+            .filter(|t| set.iter().any(|a| a.trace_id == t.trace_id))
+            .collect();
+        let mut now: Vec<u64> = set.iter().map(|a| a.latency_us).collect();
+        let mut then: Vec<u64> = in_set
+            .iter()
+            .filter_map(|t| whatif::latency_if_faster(t, &op, args.faster))
+            .collect();
+        now.sort_unstable();
+        then.sort_unstable();
+        let q = |v: &[u64], q: f64| groups::nearest_rank(v, q).unwrap_or(0);
+        WhatIf {
+            label: tail.label.clone(),
+            now: (q(&now, 0.5), q(&now, args.split)),
+            then: (q(&then, 0.5), q(&then, args.split)),
+            operation: op,
+            faster: args.faster,
+        }
+    });
     if args.json {
         let json = json!({
             "endpoint": endpoint,
@@ -87,6 +143,12 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
             "typical": group_json(&typical),
             "tail": group_json(&tail),
             "differences": differences,
+            "what_if": what_if.as_ref().map(|w| json!({
+                "operation": w.operation,
+                "faster": w.faster,
+                "p50_ms": { "now": w.now.0 as f64 / 1000.0, "estimate": w.then.0 as f64 / 1000.0 },
+                "tail_ms": { "quantile": w.label, "now": w.now.1 as f64 / 1000.0, "estimate": w.then.1 as f64 / 1000.0 },
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
@@ -102,6 +164,18 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
             &differences
         )
     );
+    if let Some(w) = &what_if {
+        println!(
+            "what if {} were {} faster: {} about {} (now {}), p50 about {} (now {}) — an estimate: its spans shrink and what waited for them starts earlier; nothing else changes",
+            w.operation,
+            groups::percent(w.faster),
+            w.label,
+            ms(w.then.1),
+            ms(w.now.1),
+            ms(w.then.0),
+            ms(w.now.0)
+        );
+    }
     Ok(())
 }
 

@@ -188,3 +188,65 @@ fn the_split_quantile_names_the_tail() {
     assert_eq!(groups::quantile_label(0.999), "p99.9");
     assert_eq!(groups::quantile_label(0.9), "p90");
 }
+
+mod what_if {
+    use super::super::whatif::latency_if_faster;
+    use super::*;
+
+    const MS: u64 = 1000;
+
+    #[test]
+    fn a_sequential_call_made_faster_shortens_the_request_by_what_it_saved() {
+        let t = sequential(1, 200);
+        assert_eq!(latency_if_faster(&t, ORDERS, 0.5), Some(200 * MS));
+        assert_eq!(latency_if_faster(&t, USERS, 0.5), Some(250 * MS));
+    }
+
+    #[test]
+    fn a_concurrent_call_made_faster_helps_only_until_the_other_one_is_slower() {
+        let t = concurrent(1, 0);
+        // Orders 200 → 100 ms: the users call (100 ms) now decides.
+        assert_eq!(latency_if_faster(&t, ORDERS, 0.5), Some(100 * MS));
+        // Orders 200 → 60 ms: still the users call's 100 ms.
+        assert_eq!(latency_if_faster(&t, ORDERS, 0.7), Some(100 * MS));
+        // Users is off the critical path: no change.
+        assert_eq!(latency_if_faster(&t, USERS, 0.5), Some(200 * MS));
+    }
+
+    #[test]
+    fn what_waited_for_the_faster_span_starts_earlier() {
+        // 600 ms in the pool, then the 200 ms query that waited for it.
+        let t = concurrent(1, 600);
+        assert_eq!(latency_if_faster(&t, POOL, 0.5), Some(500 * MS));
+        assert_eq!(latency_if_faster(&t, POOL, 1.0), Some(200 * MS));
+    }
+
+    #[test]
+    fn a_nested_span_made_faster_moves_its_parents_end() {
+        // agg → orders server → db query; the server has 10 ms of its own after the query.
+        let t = trace(
+            1,
+            &[
+                ("1", None, "agg", "GET /p", 0, 320),
+                ("2", Some("1"), "orders", "GET /o", 5, 310),
+                ("3", Some("2"), "orders", "db", 10, 200),
+                ("4", Some("2"), "orders", "render", 210, 95),
+            ],
+        );
+        // db 200 → 100: render (which waited for it) moves 100 ms earlier,
+        // and so do the server's and the request's ends.
+        assert_eq!(latency_if_faster(&t, ORDERS, 0.5), Some(220 * MS));
+    }
+
+    #[test]
+    fn a_parent_that_did_not_wait_for_its_child_keeps_its_length() {
+        let t = trace(
+            1,
+            &[
+                ("1", None, "agg", "GET /p", 0, 200),
+                ("2", Some("1"), "orders", "db", 50, 250),
+            ],
+        );
+        assert_eq!(latency_if_faster(&t, ORDERS, 0.5), Some(200 * MS));
+    }
+}
