@@ -9,6 +9,7 @@ mod cli;
 mod configuration;
 mod coordinated_omission;
 mod docs;
+mod explain;
 mod export;
 mod failures;
 mod fan_out;
