@@ -26,6 +26,10 @@ pub struct Attribution {
     /// Spans whose parent is not in the trace (lost, dropped, not exported
     /// yet): their time is not on the root's path.
     pub orphaned_spans: usize,
+    /// µs on the critical path by folded stack: the operations from the
+    /// root down to the span that held it, `;`-separated (a flame graph's
+    /// input).
+    pub critical_stacks: BTreeMap<String, u64>,
 }
 
 /// The operation of a span: its service and its name.
@@ -54,11 +58,18 @@ pub fn attribute(trace: &Trace) -> Option<Attribution> {
         .map_or(analysis.rows.len(), |i| start + 1 + i);
     let mut critical_us = BTreeMap::new();
     let mut exclusive_us = BTreeMap::new();
+    let mut critical_stacks = BTreeMap::new();
+    // The current path from the root, by depth (rows come parents first).
+    let mut path: Vec<String> = Vec::new();
     for row in &analysis.rows[start..end] {
         let op = operation(trace, row.span);
+        path.truncate(row.depth);
+        // `;` separates frames in a folded stack.
+        path.push(op.replace(';', ","));
         let held = row.critical_us();
         if held > 0 {
             *critical_us.entry(op.clone()).or_insert(0) += held;
+            *critical_stacks.entry(path.join(";")).or_insert(0) += held;
         }
         *exclusive_us.entry(op).or_insert(0) += row.self_us;
     }
@@ -69,5 +80,6 @@ pub fn attribute(trace: &Trace) -> Option<Attribution> {
         critical_us,
         exclusive_us,
         orphaned_spans,
+        critical_stacks,
     })
 }

@@ -11,8 +11,11 @@
 //!
 //! * [`attribute`]: one trace's critical path by operation.
 //! * [`groups`]: the split, the shares, the differences.
+//! * [`whatif`]: an operation made faster, each trace replayed.
+//! * [`flame`]: a group's critical path as a flame graph (`--out`).
 
 mod attribute;
+mod flame;
 mod groups;
 mod whatif;
 
@@ -53,6 +56,11 @@ pub struct ExplainArgs {
     /// Print the groups and shares as JSON (for other tools).
     #[arg(long)]
     pub json: bool,
+    /// Also write each group's critical path as a flame graph,
+    /// DIR/typical.svg and DIR/tail.svg (any browser opens them: hover for
+    /// the time, click to zoom).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `50%` → 0.5; 1 % to 100 %.
@@ -135,6 +143,38 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
             faster: args.faster,
         }
     });
+    let mut drawn = Vec::new();
+    if let Some(dir) = &args.out {
+        for (name, group, members) in [
+            (
+                "typical",
+                &typical,
+                set.iter()
+                    .filter(|a| a.latency_us <= typical.bound_us)
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "tail",
+                &tail,
+                set.iter()
+                    .filter(|a| a.latency_us >= tail.bound_us)
+                    .collect::<Vec<_>>(),
+            ),
+        ] {
+            let title = format!(
+                "critical path of {endpoint}: the {} traces {} {} ({})",
+                group.traces,
+                if name == "tail" {
+                    "at or over"
+                } else {
+                    "at or under"
+                },
+                group.label,
+                ms(group.bound_us)
+            );
+            drawn.push(flame::write(dir, name, &title, &members)?);
+        }
+    }
     if args.json {
         let json = json!({
             "endpoint": endpoint,
@@ -143,6 +183,7 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
             "typical": group_json(&typical),
             "tail": group_json(&tail),
             "differences": differences,
+            "flame_graphs": drawn.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "what_if": what_if.as_ref().map(|w| json!({
                 "operation": w.operation,
                 "faster": w.faster,
@@ -164,6 +205,9 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
             &differences
         )
     );
+    for path in &drawn {
+        println!("flame graph: {}", path.display());
+    }
     if let Some(w) = &what_if {
         println!(
             "what if {} were {} faster: {} about {} (now {}), p50 about {} (now {}) — an estimate: its spans shrink and what waited for them starts earlier; nothing else changes",

@@ -95,6 +95,20 @@ fn sequential_calls_are_both_on_the_path() {
 }
 
 #[test]
+fn the_flame_graphs_stacks_are_the_critical_path_from_the_root() {
+    let a = attribute(&sequential(1, 200)).unwrap();
+    let b = attribute(&concurrent(2, 600)).unwrap();
+    assert_eq!(
+        super::flame::folded(&[&a, &b]),
+        [
+            "agg GET /p;orders db 400000",
+            "agg GET /p;orders pool.wait 600000",
+            "agg GET /p;users db 100000",
+        ]
+    );
+}
+
+#[test]
 fn of_concurrent_calls_only_the_slower_is_on_the_path() {
     let t = concurrent(1, 0);
     assert_eq!(critical(&t, ORDERS), 200_000);

@@ -92,11 +92,38 @@ async fn explain_names_the_spiked_query_as_the_tails_critical_path() {
     let estimate = report["what_if"]["tail_ms"]["estimate"].as_f64().unwrap();
     assert!(estimate < 0.7 * now && estimate > 0.45 * now, "{report:#}");
 
-    // The text report says it in a sentence.
+    // The text report says it in a sentence, and draws both groups.
+    let out = tempfile::tempdir().unwrap();
     let output = Command::new(LAB)
-        .args(["explain", dir.path().to_str().unwrap()])
+        .args([
+            "explain",
+            dir.path().to_str().unwrap(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
+    for group in ["typical", "tail"] {
+        let svg = std::fs::read_to_string(out.path().join(format!("{group}.svg"))).unwrap();
+        // inferno writes flamegraph.pl's DOCTYPE line.
+        let options = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        let doc = roxmltree::Document::parse_with_options(&svg, options)
+            .expect("the flame graph is well-formed SVG");
+        let frames: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("title"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.starts_with("order-service db.query SELECT orders (")),
+            "{group}: {frames:?}"
+        );
+    }
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains("of the critical path is order-service db.query SELECT orders (at p50: "),
