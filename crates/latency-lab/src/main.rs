@@ -92,7 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Trace(args)) => trace_cmd::run(args).await,
         Some(Command::Load(args)) => load::command(args).await,
         Some(Command::Scenario(args)) => scenario::command(args).await,
-        Some(Command::Explain(args)) => explain::command(args),
+        Some(Command::Explain(args)) => explain::command(args).await,
         Some(Command::Serve { service }) => {
             match service {
                 Service::User(args) => args.run().await?,

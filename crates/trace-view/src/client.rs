@@ -165,6 +165,38 @@ impl JaegerClient {
             .unwrap_or_default())
     }
 
+    /// The traces of a service, and of one of its operations when given,
+    /// that started in the last `since` (`/api/traces?service=…&operation=…
+    /// &start=…&end=…`): the UI's search. At most `limit`, newest first as
+    /// Jaeger returns them.
+    pub async fn search(
+        &self,
+        service: &str,
+        operation: Option<&str>,
+        since: Duration,
+        limit: usize,
+    ) -> Result<Vec<Trace>, JaegerError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let end = now.as_micros().to_string();
+        let start = now.saturating_sub(since).as_micros().to_string();
+        let limit = limit.to_string();
+        let mut query = vec![
+            ("service", service),
+            ("start", &start),
+            ("end", &end),
+            ("limit", &limit),
+        ];
+        if let Some(operation) = operation {
+            query.push(("operation", operation));
+        }
+        Ok(self
+            .traces(self.url(&["traces"], &query))
+            .await?
+            .unwrap_or_default())
+    }
+
     /// Recent traces of a service with a span carrying every one of `tags`
     /// (`/api/traces?service=…&tags={"k":"v"}`): the UI's *Tags* search box,
     /// where `http.response.status_code=502` is typed. Values are compared as

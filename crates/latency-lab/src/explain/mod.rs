@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use clap::Args;
 use serde_json::json;
-use trace_view::{jaeger_json, Trace};
+use trace_view::{jaeger_json, Trace, TraceId};
 
 use attribute::Attribution;
 use groups::Group;
@@ -34,8 +34,29 @@ use groups::Group;
 pub struct ExplainArgs {
     /// Saved traces: folders of Jaeger JSON files (`up`'s
     /// latency-lab-traces/, `scenario --save`'s) or single files.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present = "jaeger")]
     pub paths: Vec<PathBuf>,
+    /// Read the traces from this Jaeger instead (its UI and query API, e.g.
+    /// http://localhost:16686): a search by --service (and --operation)
+    /// over the last --since, or the traces --requests names.
+    #[arg(long, value_name = "URL", conflicts_with = "paths")]
+    pub jaeger: Option<String>,
+    /// With --jaeger: the service whose traces to search.
+    #[arg(long, requires = "jaeger")]
+    pub service: Option<String>,
+    /// With --jaeger: the root operation (span name) to search for.
+    #[arg(long, requires = "service")]
+    pub operation: Option<String>,
+    /// With --jaeger: how far back to search (10m, 1h).
+    #[arg(long, default_value = "1h", value_parser = service_kit::cli::parse_duration)]
+    pub since: std::time::Duration,
+    /// With --jaeger: at most this many traces.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub limit: u64,
+    /// Only the traces of a load run: its requests.csv (`latency-lab load
+    /// --out DIR`) names each request's trace.
+    #[arg(long, value_name = "CSV")]
+    pub requests: Option<PathBuf>,
     /// The endpoint, as `SERVICE SPAN-NAME` of the root span (e.g.
     /// 'profile-aggregator GET /user-profile/{id}') [default: the most
     /// common root].
@@ -99,12 +120,30 @@ fn parse_split(value: &str) -> Result<f64, String> {
     Ok(pct / 100.0)
 }
 
-pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
-    let traces = load(&args.paths)?;
+pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
+    let wanted = args.requests.as_deref().map(requested_traces).transpose()?;
+    let traces = match &args.jaeger {
+        Some(url) => from_jaeger(url, &args, wanted.as_ref()).await?,
+        None => load(&args.paths)?,
+    };
+    let traces: Vec<Trace> = match &wanted {
+        Some(ids) => traces
+            .into_iter()
+            .filter(|t| ids.contains(&t.trace_id))
+            .collect(),
+        None => traces,
+    };
+    if traces.is_empty() {
+        bail!(
+            "none of the traces read is one that {} names",
+            describe_csv(&args)
+        );
+    }
     let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
-    let endpoint = match &args.endpoint {
-        Some(endpoint) => endpoint.clone(),
-        None => {
+    let endpoint = match (&args.endpoint, &args.service, &args.operation) {
+        (Some(endpoint), _, _) => endpoint.clone(),
+        (None, Some(service), Some(operation)) => format!("{service} {operation}"),
+        _ => {
             most_common_endpoint(&attributions).context("no trace with spans in the given paths")?
         }
     };
@@ -221,6 +260,76 @@ pub fn command(args: ExplainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn describe_csv(args: &ExplainArgs) -> String {
+    args.requests
+        .as_ref()
+        .map_or("the input".to_owned(), |p| p.display().to_string())
+}
+
+/// The trace ids a load run's `requests.csv` names.
+fn requested_traces(csv: &Path) -> anyhow::Result<std::collections::HashSet<TraceId>> {
+    let mut reader =
+        csv::Reader::from_path(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let mut ids = std::collections::HashSet::new();
+    for row in reader.deserialize::<crate::load::output::RequestRow>() {
+        let row =
+            row.with_context(|| format!("{}: not a load run's requests.csv", csv.display()))?;
+        if let Some(id) = row
+            .trace_id
+            .as_deref()
+            .and_then(|id| TraceId::parse(id).ok())
+        {
+            ids.insert(id);
+        }
+    }
+    if ids.is_empty() {
+        bail!(
+            "{} names no trace (were the requests traced?)",
+            csv.display()
+        );
+    }
+    Ok(ids)
+}
+
+/// The traces from Jaeger: those `wanted` names, each by id, or a search.
+async fn from_jaeger(
+    url: &str,
+    args: &ExplainArgs,
+    wanted: Option<&std::collections::HashSet<TraceId>>,
+) -> anyhow::Result<Vec<Trace>> {
+    let client = trace_view::JaegerClient::new(url)?;
+    if let Some(ids) = wanted {
+        let mut traces = Vec::new();
+        for id in ids {
+            traces.extend(client.find_trace(*id).await?);
+        }
+        return Ok(traces);
+    }
+    let service = args
+        .service
+        .as_deref()
+        .context("--jaeger needs --service (the service whose traces to search), or --requests")?;
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let traces = client
+        .search(service, args.operation.as_deref(), args.since, limit)
+        .await?;
+    if traces.is_empty() {
+        bail!(
+            "Jaeger at {url} has no trace of {service}{} in the last {}",
+            args.operation
+                .as_deref()
+                .map(|o| format!(" {o}"))
+                .unwrap_or_default(),
+            humantime_like(args.since)
+        );
+    }
+    Ok(traces)
+}
+
+fn humantime_like(d: std::time::Duration) -> String {
+    crate::load::format_duration(d)
 }
 
 /// Every trace in `paths`: each folder's `*.json` files, and each file.

@@ -161,3 +161,74 @@ fn explain_without_traces_or_with_a_wrong_endpoint_says_so_in_one_line() {
         "{stderr}"
     );
 }
+
+/// The other two sources: a Jaeger search, and the traces a load run's
+/// requests.csv names, read from Jaeger by id.
+#[tokio::test]
+async fn explain_reads_a_jaeger_search_and_a_load_runs_traces() {
+    let Some(bin) = jaeger_harness::jaeger_for_tests() else {
+        return;
+    };
+    let jaeger = jaeger_harness::Jaeger::start(&bin).expect("start Jaeger");
+    let suite = Suite::start(Options {
+        user_latency: "10ms",
+        order_latency: "20ms",
+        otlp_endpoint: Some(jaeger.otlp_grpc_endpoint()),
+        ..Options::default()
+    })
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("{}/user-profile/42?mode=concurrent", suite.aggregator.url);
+    let output = Command::new(LAB)
+        .args(["load", &url, "--rate", "40", "--requests", "40", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let csv = out.path().join("requests.csv");
+    let explain = |args: &[&str]| {
+        // Spans reach Jaeger a moment after the answers: ask until every
+        // requested trace is there.
+        for _ in 0..30 {
+            let output = Command::new(LAB)
+                .arg("explain")
+                .args(["--jaeger", &jaeger.query_url(), "--json"])
+                .args(args)
+                .output()
+                .unwrap();
+            if let Ok(report) = serde_json::from_slice::<serde_json::Value>(&output.stdout) {
+                if report["traces"].as_u64() >= Some(40) {
+                    return report;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("explain {args:?} never saw the 40 traces");
+    };
+    let report = explain(&["--requests", csv.to_str().unwrap()]);
+    assert_eq!(report["traces"], 40, "{report:#}");
+    assert_eq!(
+        report["endpoint"],
+        "profile-aggregator GET /user-profile/{id}"
+    );
+    let report = explain(&[
+        "--service",
+        "profile-aggregator",
+        "--operation",
+        "GET /user-profile/{id}",
+        "--since",
+        "5m",
+    ]);
+    assert_eq!(
+        report["endpoint"],
+        "profile-aggregator GET /user-profile/{id}"
+    );
+    assert_eq!(
+        report["tail"]["operations"][0]["operation"], "order-service db.query SELECT orders",
+        "{report:#}"
+    );
+}
