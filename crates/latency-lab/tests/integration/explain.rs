@@ -8,6 +8,17 @@ use trace_view::{jaeger_json, Trace};
 
 use crate::common::{Options, Suite, LAB};
 
+/// Runs `latency-lab ARGS`, which must succeed.
+fn lab_ok(args: &[&str]) -> std::process::Output {
+    let output = Command::new(LAB).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// 300 concurrent requests, the order service answering in 100 ms, 1 s
 /// more in 3 % of its queries (about 9 spikes: the p99 group, the 3
 /// slowest, is all spikes unless fewer than 3 come). The order service's
@@ -48,15 +59,7 @@ async fn explain_names_the_spiked_query_as_the_tails_critical_path() {
         jaeger_json::save(dir.path(), &trace).unwrap();
     }
 
-    let output = Command::new(LAB)
-        .args(["explain", dir.path().to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = lab_ok(&["explain", dir.path().to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         report["endpoint"],
@@ -179,16 +182,16 @@ async fn explain_reads_a_jaeger_search_and_a_load_runs_traces() {
     .await;
     let out = tempfile::tempdir().unwrap();
     let url = format!("{}/user-profile/42?mode=concurrent", suite.aggregator.url);
-    let output = Command::new(LAB)
-        .args(["load", &url, "--rate", "40", "--requests", "40", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    lab_ok(&[
+        "load",
+        &url,
+        "--rate",
+        "40",
+        "--requests",
+        "40",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let csv = out.path().join("requests.csv");
     let explain = |args: &[&str]| {
         // Spans reach Jaeger a moment after the answers: ask until every
