@@ -14,9 +14,9 @@
 //! * [`whatif`]: an operation made faster, each trace replayed.
 //! * [`flame`]: a group's critical path as a flame graph (`--out`).
 
-mod attribute;
+pub(crate) mod attribute;
 mod flame;
-mod groups;
+pub(crate) mod groups;
 mod whatif;
 
 use std::collections::BTreeMap;
@@ -365,6 +365,29 @@ fn read(file: &Path) -> anyhow::Result<Vec<Trace>> {
 fn describe_paths(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     names.join(", ")
+}
+
+/// The typical group and the tail (at or over `split`) of the most common
+/// endpoint of `traces`, and the report `explain` prints for them: what a
+/// scenario shows and measures. `None` without a trace.
+pub(crate) fn summarize(traces: &[Trace], split: f64) -> Option<(Group, Group, String)> {
+    let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
+    let endpoint = most_common_endpoint(&attributions)?;
+    let set: Vec<Attribution> = attributions
+        .into_iter()
+        .filter(|a| a.endpoint == endpoint)
+        .collect();
+    let (typical, tail) = groups::split(&set, split)?;
+    let orphaned = set.iter().filter(|a| a.orphaned_spans > 0).count();
+    let text = render(
+        &endpoint,
+        set.len(),
+        orphaned,
+        &typical,
+        &tail,
+        &groups::differences(&typical, &tail),
+    );
+    Some((typical, tail, text))
 }
 
 /// The root operation most traces answer (ties: the first by name).

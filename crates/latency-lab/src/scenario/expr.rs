@@ -48,7 +48,10 @@ pub enum Measure {
     Requests,
     /// A latency quantile (0.5, 0.9, 0.99; 1 for the max) of the answered
     /// requests, or of those answered with one status.
-    Latency { q: f64, status: Option<u16> },
+    Latency {
+        q: f64,
+        status: Option<u16>,
+    },
     /// Share of requests answered 2xx.
     Ok,
     /// Share of requests answered with this status.
@@ -68,12 +71,20 @@ pub enum Measure {
     SpanP50(String),
     /// The mean share of the critical path held by this service.
     CriticalShare(String),
+    /// The share of the critical path this operation (`SERVICE SPAN-NAME`)
+    /// holds in the phase's slowest traces (at or over p99) or its typical
+    /// ones (at or under p50), as `latency-lab explain` computes it.
+    TailShare(String),
+    TypicalShare(String),
     /// Share of the requests whose trace reached Jaeger through the
     /// scenario's collector (what a sampler kept).
     Kept,
     /// A quantile of `http.server.request.duration` as this service exported
     /// it (whole run: `all.metric_p99(profile-aggregator)`).
-    Metric { q: f64, service: String },
+    Metric {
+        q: f64,
+        service: String,
+    },
 }
 
 impl Measure {
@@ -85,6 +96,8 @@ impl Measure {
                 ..Needs::default()
             },
             Measure::Calls(_)
+            | Measure::TailShare(_)
+            | Measure::TypicalShare(_)
             | Measure::SpanMax(_)
             | Measure::SpanP50(_)
             | Measure::CriticalShare(_) => Needs {
@@ -143,10 +156,12 @@ impl Measure {
             "span_max" => Ok(Measure::SpanMax(text(arg)?)),
             "span_p50" => Ok(Measure::SpanP50(text(arg)?)),
             "critical_share" => Ok(Measure::CriticalShare(text(arg)?)),
+            "tail_share" => Ok(Measure::TailShare(text(arg)?)),
+            "typical_share" => Ok(Measure::TypicalShare(text(arg)?)),
             "metric_p50" => Ok(Measure::Metric { q: 0.5, service: text(arg)? }),
             "metric_p99" => Ok(Measure::Metric { q: 0.99, service: text(arg)? }),
             _ => Err(format!(
-                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), metric_p50(SERVICE), metric_p99(SERVICE))"
+                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), tail_share(OPERATION), typical_share(OPERATION), metric_p50(SERVICE), metric_p99(SERVICE))"
             )),
         }
     }
@@ -162,6 +177,8 @@ impl Measure {
             | Measure::Share(_)
             | Measure::Joined
             | Measure::Kept
+            | Measure::TailShare(_)
+            | Measure::TypicalShare(_)
             | Measure::CriticalShare(_) => Unit::Fraction,
             Measure::Requests | Measure::BeforeFirst(_) => Unit::Count,
             Measure::TracesPerRequest | Measure::Calls(_) => Unit::PerRequest,

@@ -106,9 +106,27 @@ fn measure_phase(phase: &PhaseResult, measure: &Measure) -> Option<f64> {
                 .collect();
             (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
         }
+        Measure::TailShare(op) | Measure::TypicalShare(op) => {
+            let (typical, tail, _) = crate::explain::summarize(&phase.traces, TAIL)?;
+            let group = if matches!(measure, Measure::TailShare(_)) {
+                tail
+            } else {
+                typical
+            };
+            Some(
+                group
+                    .operations
+                    .iter()
+                    .find(|o| &o.operation == op)
+                    .map_or(0.0, |o| o.share),
+            )
+        }
         Measure::Metric { .. } => None,
     }
 }
+
+/// The tail of `tail_share`: as `latency-lab explain`'s default, p99.
+const TAIL: f64 = 0.99;
 
 fn span_durations(phase: &PhaseResult, name: &str) -> Vec<f64> {
     phase

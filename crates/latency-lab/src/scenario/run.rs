@@ -233,6 +233,11 @@ async fn run_phase(
     };
     let shown = report::shown_traces(phase, &result);
     report::describe_phase(out, phase, &url, &run, options.display.width);
+    if phase.explain {
+        if let Some((_, _, text)) = crate::explain::summarize(&result.traces, 0.99) {
+            let _ = write!(out, "{text}");
+        }
+    }
     for trace in &shown {
         let _ = write!(
             out,

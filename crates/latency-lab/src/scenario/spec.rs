@@ -69,6 +69,10 @@ pub struct Phase {
     /// Its shown trace is shipped with the docs, in `docs/traces/SCENARIO.PHASE.json`.
     #[serde(default)]
     pub ship: bool,
+    /// Print `latency-lab explain`'s report over the phase's traces: the
+    /// critical path of the typical requests against the tail's.
+    #[serde(default)]
+    pub explain: bool,
 }
 
 fn default_path() -> String {
