@@ -264,3 +264,50 @@ mod what_if {
         assert_eq!(latency_if_faster(&t, ORDERS, 0.5), Some(200 * MS));
     }
 }
+
+#[test]
+fn a_hedge_counts_for_its_operation_whichever_copy_won() {
+    // The first copy spiked and was cancelled a moment after the second
+    // answered; the path follows the copy that ended last, and either way
+    // the operation holds it.
+    let hedged = trace(
+        1,
+        &[
+            ("1", None, "agg", "GET /p", 0, 462),
+            ("2", Some("1"), "agg", "GET /o", 0, 461),
+            ("3", Some("2"), "orders", "db", 0, 461),
+            ("4", Some("1"), "agg", "GET /o", 250, 210),
+            ("5", Some("4"), "orders", "db", 250, 200),
+        ],
+    );
+    let plain = trace(
+        2,
+        &[
+            ("1", None, "agg", "GET /p", 0, 202),
+            ("2", Some("1"), "agg", "GET /o", 0, 201),
+            ("3", Some("2"), "orders", "db", 0, 200),
+        ],
+    );
+    for (t, query) in [(&hedged, 461_000), (&plain, 200_000)] {
+        let a = attribute(t).unwrap();
+        assert_eq!(a.critical_us[ORDERS], query);
+        assert_eq!(a.critical_us.values().sum::<u64>(), a.latency_us);
+    }
+}
+
+#[test]
+fn a_skewed_clock_is_clipped_to_the_parent_and_the_path_still_adds_up() {
+    // The order service's clock runs 5 ms behind: its span starts before
+    // the call that made it.
+    let t = trace(
+        1,
+        &[
+            ("1", None, "agg", "GET /p", 0, 300),
+            ("2", Some("1"), "agg", "GET /o", 100, 200),
+            ("3", Some("2"), "orders", "db", 95, 200),
+        ],
+    );
+    let a = attribute(&t).unwrap();
+    assert_eq!(a.critical_us[ORDERS], 195_000);
+    assert_eq!(a.critical_us.values().sum::<u64>(), a.latency_us);
+}
