@@ -139,32 +139,28 @@ pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
             describe_csv(&args)
         );
     }
-    let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
     let endpoint = match (&args.endpoint, &args.service, &args.operation) {
-        (Some(endpoint), _, _) => endpoint.clone(),
-        (None, Some(service), Some(operation)) => format!("{service} {operation}"),
-        _ => {
-            most_common_endpoint(&attributions).context("no trace with spans in the given paths")?
-        }
+        (Some(endpoint), _, _) => Some(endpoint.clone()),
+        (None, Some(service), Some(operation)) => Some(format!("{service} {operation}")),
+        _ => None,
     };
-    let set: Vec<Attribution> = attributions
-        .into_iter()
-        .filter(|a| a.endpoint == endpoint)
-        .collect();
-    if set.is_empty() {
-        bail!("no trace of the endpoint {endpoint:?} (--endpoint names a root span as `SERVICE SPAN-NAME`)");
-    }
-    let (typical, tail) = groups::split(&set, args.split).expect("a set that is not empty");
+    let Explained {
+        endpoint,
+        set,
+        typical,
+        tail,
+        orphaned,
+    } = explain_set(&traces, endpoint, args.split)?;
     let differences = groups::differences(&typical, &tail);
-    let orphaned: usize = set.iter().filter(|a| a.orphaned_spans > 0).count();
     let what_if_op = args
         .what_if
         .clone()
         .or_else(|| tail.operations.first().map(|o| o.operation.clone()));
     let what_if = what_if_op.map(|op| {
+        let ids: std::collections::HashSet<TraceId> = set.iter().map(|a| a.trace_id).collect();
         let in_set: Vec<&Trace> = traces
             .iter()
-            .filter(|t| set.iter().any(|a| a.trace_id == t.trace_id))
+            .filter(|t| ids.contains(&t.trace_id))
             .collect();
         let mut now: Vec<u64> = set.iter().map(|a| a.latency_us).collect();
         let mut then: Vec<u64> = in_set
@@ -322,14 +318,10 @@ async fn from_jaeger(
                 .as_deref()
                 .map(|o| format!(" {o}"))
                 .unwrap_or_default(),
-            humantime_like(args.since)
+            ms(args.since.as_micros() as u64)
         );
     }
     Ok(traces)
-}
-
-fn humantime_like(d: std::time::Duration) -> String {
-    crate::load::format_duration(d)
 }
 
 /// Every trace in `paths`: each folder's `*.json` files, and each file.
@@ -371,14 +363,13 @@ fn describe_paths(paths: &[PathBuf]) -> String {
 /// endpoint of `traces`, and the report `explain` prints for them: what a
 /// scenario shows and measures. `None` without a trace.
 pub(crate) fn summarize(traces: &[Trace], split: f64) -> Option<(Group, Group, String)> {
-    let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
-    let endpoint = most_common_endpoint(&attributions)?;
-    let set: Vec<Attribution> = attributions
-        .into_iter()
-        .filter(|a| a.endpoint == endpoint)
-        .collect();
-    let (typical, tail) = groups::split(&set, split)?;
-    let orphaned = set.iter().filter(|a| a.orphaned_spans > 0).count();
+    let Explained {
+        endpoint,
+        set,
+        typical,
+        tail,
+        orphaned,
+    } = explain_set(traces, None, split).ok()?;
     let text = render(
         &endpoint,
         set.len(),
@@ -388,6 +379,47 @@ pub(crate) fn summarize(traces: &[Trace], split: f64) -> Option<(Group, Group, S
         &groups::differences(&typical, &tail),
     );
     Some((typical, tail, text))
+}
+
+/// One endpoint's traces, attributed and split.
+struct Explained {
+    endpoint: String,
+    set: Vec<Attribution>,
+    typical: Group,
+    tail: Group,
+    /// Traces with spans whose parent is missing.
+    orphaned: usize,
+}
+
+/// The traces of `endpoint` (the most common root operation when `None`)
+/// among `traces`, each critical path attributed, split at `split`.
+fn explain_set(
+    traces: &[Trace],
+    endpoint: Option<String>,
+    split: f64,
+) -> anyhow::Result<Explained> {
+    let attributions: Vec<Attribution> = traces.iter().filter_map(attribute::attribute).collect();
+    let endpoint = match endpoint {
+        Some(endpoint) => endpoint,
+        None => {
+            most_common_endpoint(&attributions).context("no trace with spans in the given paths")?
+        }
+    };
+    let set: Vec<Attribution> = attributions
+        .into_iter()
+        .filter(|a| a.endpoint == endpoint)
+        .collect();
+    let Some((typical, tail)) = groups::split(&set, split) else {
+        bail!("no trace of the endpoint {endpoint:?} (--endpoint names a root span as `SERVICE SPAN-NAME`)");
+    };
+    let orphaned = set.iter().filter(|a| a.orphaned_spans > 0).count();
+    Ok(Explained {
+        endpoint,
+        set,
+        typical,
+        tail,
+        orphaned,
+    })
 }
 
 /// The root operation most traces answer (ties: the first by name).

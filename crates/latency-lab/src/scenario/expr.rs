@@ -411,7 +411,7 @@ impl Condition {
             self.cmp.text(),
             self.right.shown(figures)
         );
-        if self.right.rest.iter().any(|_| true) {
+        if !self.right.rest.is_empty() {
             if let Some(r) = right {
                 shown.push_str(&format!(" ({r})"));
             }

@@ -7,6 +7,7 @@ use trace_view::model::SpanKind;
 use trace_view::{analysis, Trace, TraceId};
 
 use super::expr::{Figure, Figures, Measure, Unit, Value};
+use crate::explain::groups::Group;
 use crate::load::record::{Outcome, Record};
 
 /// What one phase sent and what came back.
@@ -20,6 +21,34 @@ pub struct PhaseResult {
     pub sent_trace_id: Option<TraceId>,
     /// With a collector: the phase's traces Jaeger holds.
     pub kept: Option<std::collections::HashSet<TraceId>>,
+    /// `latency-lab explain` over `traces`, worked out once when first asked.
+    explained: std::sync::OnceLock<Option<Explained>>,
+}
+
+/// The typical group, the tail and the report `explain` prints for them.
+pub type Explained = (Group, Group, String);
+
+impl PhaseResult {
+    pub fn new(
+        records: Vec<Record>,
+        traces: Vec<Trace>,
+        sent_trace_id: Option<TraceId>,
+    ) -> PhaseResult {
+        PhaseResult {
+            records,
+            traces,
+            sent_trace_id,
+            kept: None,
+            explained: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `explain`'s split of the phase's traces (the tail at p99, its default).
+    pub fn explained(&self) -> Option<&Explained> {
+        self.explained
+            .get_or_init(|| crate::explain::summarize(&self.traces, TAIL))
+            .as_ref()
+    }
 }
 
 /// Every phase's result, and the services' exported latency quantiles.
@@ -107,7 +136,7 @@ fn measure_phase(phase: &PhaseResult, measure: &Measure) -> Option<f64> {
             (!shares.is_empty()).then(|| shares.iter().sum::<f64>() / shares.len() as f64)
         }
         Measure::TailShare(op) | Measure::TypicalShare(op) => {
-            let (typical, tail, _) = crate::explain::summarize(&phase.traces, TAIL)?;
+            let (typical, tail, _) = phase.explained()?;
             let group = if matches!(measure, Measure::TailShare(_)) {
                 tail
             } else {

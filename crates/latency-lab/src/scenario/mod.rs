@@ -32,7 +32,7 @@ mod suite;
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::Args;
 use trace_view::terminal::DisplayArgs;
 
@@ -220,7 +220,8 @@ const MACHINE_KEYS: [&str; 4] = ["host.id", "host.name", "process.pid", "service
 /// `--ship DIR`: every scenario with a shipped phase, run, its shipped
 /// phases' traces written into DIR.
 async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> {
-    let scratch = tempfile_dir()?;
+    // Removed when dropped, also when a scenario fails.
+    let scratch = tempfile::tempdir().context("cannot create a temporary folder")?;
     for checked in catalog::all()? {
         let shipped: Vec<&str> = checked
             .scenario
@@ -237,7 +238,7 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             control: false,
             target: None,
             jaeger: None,
-            save: Some(scratch.clone()),
+            save: Some(scratch.path().to_path_buf()),
             json: true,
             display: args.display.resolve(),
         };
@@ -251,7 +252,7 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
         std::fs::create_dir_all(dir)?;
         for phase in shipped {
             let name = report::saved_name(&checked.scenario.name, false, phase);
-            let mut traces = trace_view::jaeger_json::read_file(&scratch.join(&name))?;
+            let mut traces = trace_view::jaeger_json::read_file(&scratch.path().join(&name))?;
             for span in traces.iter_mut().flat_map(|t| t.spans.iter_mut()) {
                 span.resource
                     .retain(|key, _| !MACHINE_KEYS.contains(&key.as_str()));
@@ -260,13 +261,5 @@ async fn ship(args: &ScenarioArgs, dir: &std::path::Path) -> anyhow::Result<()> 
             println!("wrote {}", dir.join(&name).display());
         }
     }
-    std::fs::remove_dir_all(&scratch).ok();
     Ok(())
-}
-
-/// A fresh folder for `--ship`'s intermediate files.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("latency-lab-ship-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -63,7 +63,6 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
             Started::start(
                 &scenario.env,
                 options.seed,
-                true,
                 pipeline.as_ref().map(Pipeline::endpoint),
             )
             .await?,
@@ -225,16 +224,11 @@ async fn run_phase(
         .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
         .and_then(|(_, v)| v.split('-').nth(1))
         .and_then(|id| TraceId::parse(id).ok());
-    let result = PhaseResult {
-        records: run.records.clone(),
-        traces,
-        sent_trace_id,
-        kept: None,
-    };
+    let result = PhaseResult::new(run.records.clone(), traces, sent_trace_id);
     let shown = report::shown_traces(phase, &result);
     report::describe_phase(out, phase, &url, &run, options.display.width);
     if phase.explain {
-        if let Some((_, _, text)) = crate::explain::summarize(&result.traces, 0.99) {
+        if let Some((_, _, text)) = result.explained() {
             let _ = write!(out, "{text}");
         }
     }
