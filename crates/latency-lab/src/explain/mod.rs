@@ -9,6 +9,7 @@
 //! (≥ `--split`, p99 by default), and prints each operation's share of the
 //! critical path and its exclusive time in both, and what differs.
 //!
+//! * [`skew`]: each service's clock moved into its caller's first.
 //! * [`attribute`]: one trace's critical path by operation.
 //! * [`groups`]: the split, the shares, the differences.
 //! * [`whatif`]: an operation made faster, each trace replayed.
@@ -17,6 +18,7 @@
 pub(crate) mod attribute;
 mod flame;
 pub(crate) mod groups;
+mod skew;
 mod whatif;
 
 use std::collections::BTreeMap;
@@ -139,6 +141,7 @@ pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
             describe_csv(&args)
         );
     }
+    let (traces, skewed) = adjust_clocks(&traces);
     let endpoint = match (&args.endpoint, &args.service, &args.operation) {
         (Some(endpoint), _, _) => Some(endpoint.clone()),
         (None, Some(service), Some(operation)) => Some(format!("{service} {operation}")),
@@ -151,6 +154,7 @@ pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
         tail,
         orphaned,
     } = explain_set(&traces, endpoint, args.split)?;
+    let skewed = skewed_in(&skewed, &set);
     let differences = groups::differences(&typical, &tail);
     let what_if_op = args
         .what_if
@@ -215,6 +219,7 @@ pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
             "endpoint": endpoint,
             "traces": set.len(),
             "traces_with_orphaned_spans": orphaned,
+            "traces_with_skewed_clocks": skewed,
             "typical": group_json(&typical),
             "tail": group_json(&tail),
             "differences": differences,
@@ -235,6 +240,7 @@ pub async fn command(args: ExplainArgs) -> anyhow::Result<()> {
             &endpoint,
             set.len(),
             orphaned,
+            skewed,
             &typical,
             &tail,
             &differences
@@ -363,22 +369,46 @@ fn describe_paths(paths: &[PathBuf]) -> String {
 /// endpoint of `traces`, and the report `explain` prints for them: what a
 /// scenario shows and measures. `None` without a trace.
 pub(crate) fn summarize(traces: &[Trace], split: f64) -> Option<(Group, Group, String)> {
+    let (traces, skewed) = adjust_clocks(traces);
     let Explained {
         endpoint,
         set,
         typical,
         tail,
         orphaned,
-    } = explain_set(traces, None, split).ok()?;
+    } = explain_set(&traces, None, split).ok()?;
     let text = render(
         &endpoint,
         set.len(),
         orphaned,
+        skewed_in(&skewed, &set),
         &typical,
         &tail,
         &groups::differences(&typical, &tail),
     );
     Some((typical, tail, text))
+}
+
+/// `traces` with every service's clock moved into its caller's
+/// ([`skew`]), and the ids of those that needed it.
+fn adjust_clocks(traces: &[Trace]) -> (Vec<Trace>, std::collections::HashSet<TraceId>) {
+    let mut skewed = std::collections::HashSet::new();
+    let adjusted = traces
+        .iter()
+        .map(|t| {
+            let (adjusted, moved) = skew::adjust(t);
+            if moved > 0 {
+                skewed.insert(t.trace_id);
+            }
+            adjusted
+        })
+        .collect();
+    (adjusted, skewed)
+}
+
+/// How many of `set` had a clock moved.
+fn skewed_in(skewed: &std::collections::HashSet<TraceId>, set: &[Attribution]) -> usize {
+    set.iter().filter(|a| skewed.contains(&a.trace_id)).count()
 }
 
 /// One endpoint's traces, attributed and split.
@@ -459,6 +489,7 @@ fn render(
     endpoint: &str,
     traces: usize,
     orphaned: usize,
+    skewed: usize,
     typical: &Group,
     tail: &Group,
     differences: &[String],
@@ -470,6 +501,12 @@ fn render(
         let _ = writeln!(
             out,
             "  {orphaned} of them have spans whose parent is missing: their time is not on the root's critical path"
+        );
+    }
+    if skewed > 0 {
+        let _ = writeln!(
+            out,
+            "  {skewed} of them have a service whose clock disagrees with its caller's: its spans were moved into the call (as Jaeger's clock-skew adjuster does)"
         );
     }
     let _ = writeln!(

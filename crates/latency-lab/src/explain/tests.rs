@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use trace_view::model::{SpanKind, Status};
+use trace_view::model::{SpanKind, Status, Value};
 use trace_view::{Span, Trace, TraceId};
 
 use super::attribute::attribute;
@@ -296,7 +296,7 @@ fn a_hedge_counts_for_its_operation_whichever_copy_won() {
 }
 
 #[test]
-fn a_skewed_clock_is_clipped_to_the_parent_and_the_path_still_adds_up() {
+fn without_the_clock_adjustment_a_skewed_child_is_clipped_and_the_path_still_adds_up() {
     // The order service's clock runs 5 ms behind: its span starts before
     // the call that made it.
     let t = trace(
@@ -310,4 +310,97 @@ fn a_skewed_clock_is_clipped_to_the_parent_and_the_path_still_adds_up() {
     let a = attribute(&t).unwrap();
     assert_eq!(a.critical_us[ORDERS], 195_000);
     assert_eq!(a.critical_us.values().sum::<u64>(), a.latency_us);
+}
+
+/// The aggregator calls the order service (50 ms to 300 ms); the order
+/// service answers from 60 ms to 290 ms (the network's 10 ms each way),
+/// 210 ms of it its query. With its clock `skew_ms` off.
+fn remote_call(skew_ms: i64) -> Trace {
+    let mut t = trace(
+        7,
+        &[
+            ("1", None, "agg", "GET /p", 0, 300),
+            ("2", Some("1"), "agg", "GET /o", 50, 250),
+            ("3", Some("2"), "orders", "GET /o", 60, 230),
+            ("4", Some("3"), "orders", "db", 70, 210),
+        ],
+    );
+    for span in t.spans.iter_mut().filter(|s| s.service == "orders") {
+        span.start_us = span.start_us.saturating_add_signed(skew_ms * 1000);
+    }
+    t
+}
+
+#[test]
+fn a_skewed_clock_is_moved_into_the_call_and_the_path_is_what_it_was() {
+    let truth = attribute(&remote_call(0)).unwrap();
+    assert_eq!(truth.critical_us[ORDERS], 210_000);
+    for skew_ms in [-400, -61, 11, 400] {
+        let (adjusted, moved) = super::skew::adjust(&remote_call(skew_ms));
+        assert_eq!(moved, 2, "skew {skew_ms} ms: both order-service spans move");
+        assert_eq!(adjusted, remote_call(0), "skew {skew_ms} ms");
+        assert_eq!(attribute(&adjusted).unwrap().critical_us, truth.critical_us);
+    }
+}
+
+#[test]
+fn a_callee_that_fits_in_its_call_is_taken_as_measured() {
+    // 10 ms late is still inside the call: nothing can tell it from a slow
+    // network, so nothing moves.
+    let (adjusted, moved) = super::skew::adjust(&remote_call(10));
+    assert_eq!(moved, 0);
+    assert_eq!(adjusted, remote_call(10));
+    // Within one service a clock cannot disagree with itself: a child that
+    // starts before its parent (same service) is left to the clipping.
+    let same = trace(
+        8,
+        &[
+            ("1", None, "agg", "GET /p", 10, 100),
+            ("2", Some("1"), "agg", "work", 0, 50),
+        ],
+    );
+    assert_eq!(super::skew::adjust(&same), (same.clone(), 0));
+}
+
+#[test]
+fn a_callee_longer_than_its_call_starts_with_it() {
+    let t = trace(
+        9,
+        &[
+            ("1", None, "agg", "GET /o", 100, 50),
+            ("2", Some("1"), "orders", "GET /o", 20, 80),
+        ],
+    );
+    let (adjusted, moved) = super::skew::adjust(&t);
+    assert_eq!(moved, 1);
+    assert_eq!(adjusted.spans[1].start_us, adjusted.spans[0].start_us);
+    // One that already starts inside is left alone.
+    let late = trace(
+        10,
+        &[
+            ("1", None, "agg", "GET /o", 100, 50),
+            ("2", Some("1"), "orders", "GET /o", 120, 80),
+        ],
+    );
+    assert_eq!(super::skew::adjust(&late).1, 0);
+}
+
+#[test]
+fn two_instances_of_one_service_are_two_clocks() {
+    let mut t = trace(
+        11,
+        &[
+            ("1", None, "orders", "GET /o", 100, 100),
+            ("2", Some("1"), "orders", "GET /o", 400, 50),
+        ],
+    );
+    t.spans[0]
+        .resource
+        .insert("service.instance.id".into(), Value::String("a".into()));
+    t.spans[1]
+        .resource
+        .insert("service.instance.id".into(), Value::String("b".into()));
+    let (adjusted, moved) = super::skew::adjust(&t);
+    assert_eq!(moved, 1);
+    assert_eq!(adjusted.spans[1].start_us, 1_000_000 + 125_000);
 }

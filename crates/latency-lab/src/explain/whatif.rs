@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use trace_view::{analysis, Trace};
 
-use super::attribute::operation;
+use super::attribute::{operation, tree};
 
 /// The root's duration, µs, with `op` made `faster` (0 to 1) by the model
 /// above; `None` for a trace without spans.
@@ -32,20 +32,7 @@ pub fn latency_if_faster(trace: &Trace, op: &str, faster: f64) -> Option<u64> {
     let a = analysis::analyse(trace);
     let root = a.root?;
     let self_us: HashMap<usize, u64> = a.rows.iter().map(|r| (r.span, r.self_us)).collect();
-    let ids: HashMap<&str, usize> = trace
-        .spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); trace.spans.len()];
-    for (i, s) in trace.spans.iter().enumerate() {
-        if let Some(&p) = s.parent_id.as_deref().and_then(|p| ids.get(p)) {
-            if p != i {
-                children[p].push(i);
-            }
-        }
-    }
+    let (mut children, _) = tree(trace);
     for list in &mut children {
         list.sort_by_key(|&c| (trace.spans[c].start_us, c));
     }
