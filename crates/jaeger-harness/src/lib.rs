@@ -12,6 +12,7 @@
 //!   fails like [`jaeger_for_tests`]) with `prometheus/prometheus.yml` scraping a [`Collector`]'s
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
+//! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod browser;
 mod error;
 mod locate;
 mod process;
@@ -37,6 +39,7 @@ mod prometheus;
 
 use std::path::{Path, PathBuf};
 
+pub use browser::{chromium, chromium_for_tests, dump_dom};
 pub use error::HarnessError;
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
@@ -50,6 +53,41 @@ pub use prometheus::{
     config_for as prometheus_config_for, prometheus_for_tests, prometheus_tools, Prometheus,
     PrometheusTools, COLLECTOR_SCRAPE_JOB,
 };
+
+/// `variable` when set (it must name a file), else `program` on `PATH`; the error says which
+/// is missing and `hint`, what to install.
+fn find_program(variable: &str, program: &str, hint: &str) -> Result<PathBuf, String> {
+    if let Some(value) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(&value);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{variable}={} is not a file", path.display()))
+        };
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(program))
+                .find(|candidate| candidate.is_file())
+        })
+        .ok_or_else(|| format!("no `{program}` on PATH: {hint}"))
+}
+
+/// A tool a test needs: `found`'s value, or, without it, a PANIC under `CI=true` (the test
+/// fails, naming `what` and the reason) and elsewhere [`skipped_line`] on stderr and `None`.
+fn for_tests<T>(found: Result<T, String>, what: &str) -> Option<T> {
+    match found {
+        Ok(tool) => Some(tool),
+        Err(reason) => {
+            if running_in_ci() {
+                panic!("CI=true and {what}: {reason}");
+            }
+            eprintln!("{}", skipped_line(&reason));
+            None
+        }
+    }
+}
 
 /// Go module that holds Jaeger.
 pub const JAEGER_MODULE: &str = "github.com/jaegertracing/jaeger";

@@ -13,7 +13,7 @@ use serde_norway::Value;
 
 use crate::process::{free_loopback_addrs, http_url, start_with_retries};
 use crate::{
-    repo_file, running_in_ci, skipped_line, HarnessError, JaegerProcess, PROMETHEUS_ALERTS,
+    find_program, for_tests, repo_file, HarnessError, JaegerProcess, PROMETHEUS_ALERTS,
     PROMETHEUS_CONFIG,
 };
 
@@ -36,23 +36,7 @@ pub struct PrometheusTools {
 /// `PROMETHEUS_BIN` / `PROMTOOL_BIN` when set, else `prometheus` / `promtool` on `PATH`; the
 /// error says which is missing and what to install.
 pub fn prometheus_tools() -> Result<PrometheusTools, String> {
-    let find = |variable: &str, program: &str| -> Result<PathBuf, String> {
-        if let Some(value) = std::env::var_os(variable).filter(|v| !v.is_empty()) {
-            let path = PathBuf::from(&value);
-            return if path.is_file() {
-                Ok(path)
-            } else {
-                Err(format!("{variable}={} is not a file", path.display()))
-            };
-        }
-        std::env::var_os("PATH")
-            .and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(program))
-                    .find(|candidate| candidate.is_file())
-            })
-            .ok_or_else(|| format!("no `{program}` on PATH: {INSTALL_HINT}"))
-    };
+    let find = |variable: &str, program: &str| find_program(variable, program, INSTALL_HINT);
     Ok(PrometheusTools {
         prometheus: find("PROMETHEUS_BIN", "prometheus")?,
         promtool: find("PROMTOOL_BIN", "promtool")?,
@@ -60,18 +44,9 @@ pub fn prometheus_tools() -> Result<PrometheusTools, String> {
 }
 
 /// [`prometheus_tools`] for a test: under `CI=true` a missing tool PANICS (the test fails);
-/// elsewhere this prints [`skipped_line`] and returns `None`.
+/// elsewhere this prints [`crate::skipped_line`] and returns `None`.
 pub fn prometheus_for_tests() -> Option<PrometheusTools> {
-    match prometheus_tools() {
-        Ok(tools) => Some(tools),
-        Err(reason) => {
-            if running_in_ci() {
-                panic!("CI=true and Prometheus is missing: {reason}");
-            }
-            eprintln!("{}", skipped_line(&reason));
-            None
-        }
-    }
+    for_tests(prometheus_tools(), "Prometheus is missing")
 }
 
 /// A copy of `prometheus/prometheus.yml` that scrapes `target` in the collector job and

@@ -165,21 +165,10 @@ async fn explain_names_the_spiked_query_as_the_tails_critical_path() {
         .unwrap();
     for group in ["typical", "tail"] {
         let svg = std::fs::read_to_string(out.path().join(format!("{group}.svg"))).unwrap();
-        // inferno writes flamegraph.pl's DOCTYPE line.
-        let options = roxmltree::ParsingOptions {
-            allow_dtd: true,
-            ..roxmltree::ParsingOptions::default()
-        };
-        let doc = roxmltree::Document::parse_with_options(&svg, options)
-            .expect("the flame graph is well-formed SVG");
-        let frames: Vec<&str> = doc
-            .descendants()
-            .filter(|n| n.has_tag_name("title"))
-            .filter_map(|n| n.text())
-            .collect();
+        let frames = frame_labels(&svg);
         assert!(
             frames
-                .iter()
+                .keys()
                 .any(|f| f.starts_with("order-service db.query SELECT orders (")),
             "{group}: {frames:?}"
         );
@@ -291,4 +280,63 @@ async fn explain_reads_a_jaeger_search_and_a_load_runs_traces() {
         report["tail"]["operations"][0]["operation"], "order-service db.query SELECT orders",
         "{report:#}"
     );
+}
+
+/// The frame labels of a flame graph: each frame's `<text>`, by its
+/// `<title>` (the operation and its time).
+fn frame_labels(svg: &str) -> std::collections::BTreeMap<String, String> {
+    // inferno writes flamegraph.pl's DOCTYPE line.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(svg, options)
+        .unwrap_or_else(|e| panic!("not well-formed SVG ({e}): {svg}"));
+    assert!(
+        !doc.descendants().any(|n| n.has_tag_name("parsererror")),
+        "the browser could not read it: {svg}"
+    );
+    doc.descendants()
+        .filter(|n| n.has_tag_name("g"))
+        .filter_map(|g| {
+            let title = g.children().find(|c| c.has_tag_name("title"))?.text()?;
+            let text = g.children().find(|c| c.has_tag_name("text"))?;
+            Some((title.to_owned(), text.text().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+/// `--out`'s flame graph in a real browser: it parses as SVG there, and its
+/// script (hover, zoom, labels fitted to each frame's width) runs: the
+/// labels the browser shows are the script's, not the file's.
+#[test]
+fn the_flame_graph_opens_in_a_browser_and_its_script_runs() {
+    let Some(chromium) = jaeger_harness::chromium_for_tests() else {
+        return;
+    };
+    let traces = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/traces");
+    let out = tempfile::tempdir().unwrap();
+    lab_ok(&[
+        "explain",
+        traces.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    let file = out.path().join("tail.svg");
+    let written = frame_labels(&std::fs::read_to_string(&file).unwrap());
+    let shown = jaeger_harness::dump_dom(&chromium, &file, std::time::Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shown = frame_labels(&shown);
+    assert_eq!(
+        shown.keys().collect::<Vec<_>>(),
+        written.keys().collect::<Vec<_>>(),
+        "the browser holds the same frames"
+    );
+    assert!(
+        shown
+            .keys()
+            .any(|t| t.starts_with("order-service db.query SELECT orders (")),
+        "{shown:?}"
+    );
+    assert_ne!(shown, written, "the flame graph's script did not run");
 }
