@@ -5,7 +5,7 @@
 //! parent only counts while the parent waited for it, as CRISP does). The
 //! callers reconcile the services' clocks first (`skew`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use trace_view::{analysis, Trace, TraceId};
 
@@ -31,6 +31,9 @@ pub struct Attribution {
     /// root down to the span that held it, `;`-separated (a flame graph's
     /// input).
     pub critical_stacks: BTreeMap<String, u64>,
+    /// Operations with a span marked as error in this trace: a tail can be
+    /// slow because it failed (a timeout, a retry), and says so.
+    pub failed: BTreeSet<Operation>,
 }
 
 /// The operation of a span: its service and its name.
@@ -80,6 +83,7 @@ pub fn attribute(trace: &Trace) -> Option<Attribution> {
     let mut critical_us = BTreeMap::new();
     let mut exclusive_us = BTreeMap::new();
     let mut critical_stacks = BTreeMap::new();
+    let mut failed = BTreeSet::new();
     // The current path from the root, by depth (rows come parents first).
     let mut path: Vec<String> = Vec::new();
     for row in &analysis.rows[start..end] {
@@ -92,6 +96,9 @@ pub fn attribute(trace: &Trace) -> Option<Attribution> {
             *critical_us.entry(op.clone()).or_insert(0) += held;
             *critical_stacks.entry(path.join(";")).or_insert(0) += held;
         }
+        if trace.spans[row.span].is_error() {
+            failed.insert(op.clone());
+        }
         *exclusive_us.entry(op).or_insert(0) += row.self_us;
     }
     Some(Attribution {
@@ -102,5 +109,6 @@ pub fn attribute(trace: &Trace) -> Option<Attribution> {
         exclusive_us,
         orphaned_spans,
         critical_stacks,
+        failed,
     })
 }

@@ -19,6 +19,8 @@ pub struct OperationShare {
     /// (nearest rank).
     pub exclusive_p50_us: u64,
     pub exclusive_p99_us: u64,
+    /// Traces of the group in which one of its spans is marked as error.
+    pub failed: usize,
 }
 
 /// A group of traces and what their critical paths were made of.
@@ -30,6 +32,8 @@ pub struct Group {
     /// group, at or over it for the tail).
     pub bound_us: u64,
     pub traces: usize,
+    /// Traces with a span marked as error.
+    pub failed: usize,
     /// Largest share first.
     pub operations: Vec<OperationShare>,
 }
@@ -88,6 +92,7 @@ fn group(label: String, bound_us: u64, traces: &[&Attribution]) -> Group {
                 traces: exclusive.len(),
                 exclusive_p50_us: nearest_rank(&exclusive, 0.5).unwrap_or(0),
                 exclusive_p99_us: nearest_rank(&exclusive, 0.99).unwrap_or(0),
+                failed: traces.iter().filter(|a| a.failed.contains(op)).count(),
             }
         })
         .collect();
@@ -100,6 +105,7 @@ fn group(label: String, bound_us: u64, traces: &[&Attribution]) -> Group {
         label,
         bound_us,
         traces: traces.len(),
+        failed: traces.iter().filter(|a| !a.failed.is_empty()).count(),
         operations: shares,
     }
 }

@@ -469,12 +469,14 @@ fn group_json(group: &Group) -> serde_json::Value {
         "label": group.label,
         "bound_ms": group.bound_us as f64 / 1000.0,
         "traces": group.traces,
+        "traces_with_errors": group.failed,
         "operations": group.operations.iter().map(|o| json!({
             "operation": o.operation,
             "share": o.share,
             "traces": o.traces,
             "exclusive_p50_ms": o.exclusive_p50_us as f64 / 1000.0,
             "exclusive_p99_ms": o.exclusive_p99_us as f64 / 1000.0,
+            "traces_with_errors": o.failed,
         })).collect::<Vec<_>>(),
     })
 }
@@ -519,6 +521,29 @@ fn render(
         tail.label,
         ms(tail.bound_us)
     );
+    if typical.failed + tail.failed > 0 {
+        let failing = |g: &Group| {
+            let ops: Vec<String> = g
+                .operations
+                .iter()
+                .filter(|o| o.failed > 0)
+                .map(|o| format!("{} in {}", o.operation, o.failed))
+                .collect();
+            if ops.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", ops.join(", "))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  with an error: {} of the typical{}, {} of the tail{}",
+            typical.failed,
+            failing(typical),
+            tail.failed,
+            failing(tail)
+        );
+    }
     let share_of = |g: &Group, op: &str| g.operations.iter().find(|o| o.operation == op).cloned();
     let mut rows: Vec<&str> = tail
         .operations

@@ -194,6 +194,29 @@ fn a_missing_span_is_counted_and_its_children_are_not_on_the_root_path() {
 }
 
 #[test]
+fn the_failures_of_each_group_are_counted_by_operation() {
+    // 99 fast traces; the slowest one's order query timed out.
+    let mut set: Vec<Trace> = (1..=99).map(|n| sequential(n, 100)).collect();
+    let mut slow = sequential(100, 900);
+    slow.spans[2].status = Status::Error("timed out".into());
+    set.push(slow);
+    let attributions: Vec<_> = set.iter().filter_map(attribute).collect();
+    let (typical, tail) = groups::split(&attributions, 0.99).unwrap();
+    assert_eq!((typical.failed, tail.failed), (0, 1));
+    let orders = tail
+        .operations
+        .iter()
+        .find(|o| o.operation == ORDERS)
+        .unwrap();
+    assert_eq!(orders.failed, 1);
+    let text = super::render(ROOT, 100, 0, 0, &typical, &tail, &[]);
+    assert!(
+        text.contains("  with an error: 0 of the typical, 1 of the tail (orders db in 1)\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn the_split_quantile_names_the_tail() {
     assert_eq!(super::parse_split("p99"), Ok(0.99));
     assert!((super::parse_split("p99.9").unwrap() - 0.999).abs() < 1e-12);
