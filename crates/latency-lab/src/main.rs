@@ -28,6 +28,10 @@ enum Command {
     /// Start the user, order and aggregator services (each its own process)
     /// and print every trace they produce as a waterfall. The default command.
     Up(up::UpArgs),
+    /// Receive OTLP from any OpenTelemetry app (no suite started) and print
+    /// each trace as a waterfall once complete, again if spans come late;
+    /// save each as Jaeger JSON.
+    View(up::ViewArgs),
     /// Print the waterfall of a trace from a running Jaeger (`trace ID
     /// --jaeger URL`) or from a Jaeger JSON file (`trace --file FILE`).
     Trace(trace_cmd::TraceArgs),
@@ -89,6 +93,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => up::run(Cli::parse_from(["latency-lab", "up"]).up_args()).await,
         Some(Command::Up(args)) => up::run(args).await,
+        Some(Command::View(args)) => up::viewer::run(args).await,
         Some(Command::Trace(args)) => trace_cmd::run(args).await,
         Some(Command::Load(args)) => load::command(args).await,
         Some(Command::Scenario(args)) => scenario::command(args).await,

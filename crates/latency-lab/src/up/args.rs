@@ -24,41 +24,12 @@ pub struct UpArgs {
     /// when 5002 is taken].
     #[arg(long, env = "LATENCY_LAB_ORDER_SERVICE", value_name = "ADDR")]
     pub order_service: Option<SocketAddr>,
-    /// Embedded OTLP/gRPC receiver address (never moved when taken: every
-    /// SDK sends to 4317 by default).
-    #[arg(
-        long,
-        env = "LATENCY_LAB_OTLP_GRPC",
-        default_value = "127.0.0.1:4317",
-        value_name = "ADDR"
-    )]
-    pub otlp_grpc: SocketAddr,
-    /// Embedded OTLP/HTTP receiver address (never moved when taken: every
-    /// SDK sends to 4318 by default).
-    #[arg(
-        long,
-        env = "LATENCY_LAB_OTLP_HTTP",
-        default_value = "127.0.0.1:4318",
-        value_name = "ADDR"
-    )]
-    pub otlp_http: SocketAddr,
     /// Send spans to this external OTLP/gRPC endpoint (a collector or Jaeger)
     /// instead of the embedded receiver; traces are then not printed here
     /// (only their ids: see `latency-lab trace ID --jaeger URL`). `up` stops
     /// at once when nothing listens there.
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
-    /// Folder where every received trace is saved as `<trace id>.json`, in
-    /// the format of Jaeger's UI upload ("JSON File") and `trace --file`.
-    #[arg(
-        long,
-        env = "LATENCY_LAB_TRACES_DIR",
-        default_value = "latency-lab-traces"
-    )]
-    pub traces_dir: PathBuf,
-    /// Traces kept in memory; past that the oldest are dropped (and counted).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_traces: u64,
     /// Do not send the two demo requests at start-up.
     #[arg(long)]
     pub no_demo: bool,
@@ -80,12 +51,6 @@ pub struct UpArgs {
     /// p99.9, a histogram) and the waterfall of the slowest request.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub load: Option<u64>,
-    /// While following traces, print the per-endpoint latency table (rate,
-    /// errors, p50/p90/p99, max, from the histograms the services export)
-    /// this often, e.g. 30s. The table is also printed at exit, after
-    /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
-    pub stats_every: Option<Duration>,
     /// `--load`'s rate in requests per second (an open loop: sent on schedule
     /// whatever the answers do, latency counted from when each was due).
     #[arg(long, default_value = "50", value_parser = crate::load::schedule::parse_rate)]
@@ -115,7 +80,71 @@ pub struct UpArgs {
     #[arg(long, default_value = "200ms")]
     pub order_latency: LatencySpec,
     #[command(flatten)]
+    pub receiver: ReceiverArgs,
+    #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+/// The embedded receiver's flags and how it follows traces: `up`'s and
+/// `view`'s.
+#[derive(Debug, Clone, Args)]
+pub struct ReceiverArgs {
+    /// Embedded OTLP/gRPC receiver address (never moved when taken: every
+    /// SDK sends to 4317 by default).
+    #[arg(
+        long,
+        env = "LATENCY_LAB_OTLP_GRPC",
+        default_value = "127.0.0.1:4317",
+        value_name = "ADDR"
+    )]
+    pub otlp_grpc: SocketAddr,
+    /// Embedded OTLP/HTTP receiver address (never moved when taken: every
+    /// SDK sends to 4318 by default).
+    #[arg(
+        long,
+        env = "LATENCY_LAB_OTLP_HTTP",
+        default_value = "127.0.0.1:4318",
+        value_name = "ADDR"
+    )]
+    pub otlp_http: SocketAddr,
+    /// Folder where every received trace is saved as `<trace id>.json`, in
+    /// the format of Jaeger's UI upload ("JSON File") and `trace --file`.
+    #[arg(
+        long,
+        env = "LATENCY_LAB_TRACES_DIR",
+        default_value = "latency-lab-traces"
+    )]
+    pub traces_dir: PathBuf,
+    /// Traces kept in memory; past that the oldest are dropped (and counted).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_traces: u64,
+    /// While following traces, print the per-endpoint latency table (rate,
+    /// errors, p50/p90/p99, max, from the histograms the services export)
+    /// this often, e.g. 30s. The table is also printed at exit, after
+    /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
+    pub stats_every: Option<Duration>,
+    /// A trace is printed once no span of it has come for this long and it
+    /// is whole (a root, and every parent its spans name). It grows by
+    /// itself when spans come late (an exporter batching for seconds).
+    #[arg(long, default_value = "1500ms", value_name = "DURATION", value_parser = service_kit::cli::parse_duration)]
+    pub trace_quiet: Duration,
+    /// A trace that is not whole (its root, or a parent, has not come) is
+    /// printed anyway once no span of it has come for this long, and said
+    /// to be cut short. Every OpenTelemetry SDK batches spans for 5 s by
+    /// default: keep this above that.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = service_kit::cli::parse_duration)]
+    pub trace_wait: Duration,
+}
+
+impl ReceiverArgs {
+    /// `--trace-quiet` and `--trace-wait`.
+    pub(super) fn timing(&self) -> super::follow::Timing {
+        super::follow::Timing {
+            quiet: self.trace_quiet,
+            max_wait: self.trace_wait,
+        }
+    }
 }
 
 /// `--load-loop`.
@@ -227,14 +256,14 @@ impl UpArgs {
                 "the embedded OTLP/gRPC receiver",
                 "--otlp-grpc",
                 "LATENCY_LAB_OTLP_GRPC",
-                self.otlp_grpc,
+                self.receiver.otlp_grpc,
                 Otlp::Grpc,
             ));
             listens.push(receiver(
                 "the embedded OTLP/HTTP receiver",
                 "--otlp-http",
                 "LATENCY_LAB_OTLP_HTTP",
-                self.otlp_http,
+                self.receiver.otlp_http,
                 Otlp::Http,
             ));
         }

@@ -1,12 +1,13 @@
 //! Following the traces that arrive in the embedded receiver: the spans one
 //! demo request makes, a trace once its spans stop arriving, and every new
-//! trace once it has been quiet.
+//! trace once it is complete ([`super::completion`]), again if spans of it
+//! come late.
 //!
 //! The receiver names traces by text; here they become [`TraceId`]s as they
 //! come out of it ([`collected_trace_id`], [`known_traces`]), so `up`
 //! compares and prints one form only.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -15,11 +16,9 @@ use tokio::sync::broadcast;
 use trace_view::model::collected_trace_id;
 use trace_view::TraceId;
 
+use super::completion::{Completion, Decision, Shape};
 use super::stats;
 use super::view::TraceView;
-
-/// A trace is printed once no span of it has arrived for this long.
-const QUIET: Duration = Duration::from_millis(1500);
 
 /// Spans one profile request produces across the three services.
 const DEMO_SPANS: usize = 7;
@@ -107,48 +106,77 @@ async fn new_spans(
     Ok(spans)
 }
 
-/// Prints each trace once it has been quiet for [`QUIET`], and the latency
-/// table whenever `stats` asks for it.
+/// Prints each trace once it is complete ([`Completion`]: quiet and whole,
+/// or waited `timing.max_wait`), again when spans of it come late, and the
+/// latency table whenever `stats` asks for it.
 pub(super) async fn follow_new_traces(
     receiver: &RunningReceiver,
     view: &mut TraceView,
     stats: &mut stats::Triggers,
+    timing: Timing,
 ) {
     let store = receiver.store();
     let mut updates = store.subscribe();
-    let mut last_seen: HashMap<TraceId, Instant> = HashMap::new();
+    let mut completion = Completion::new(timing.quiet, timing.max_wait);
+    // Spans that came before the subscription (an app that exported the
+    // moment the receiver listened) are in the store: follow them too.
+    let now = Instant::now();
+    for id in known_traces(receiver) {
+        let printed = view.printed_spans(id).is_some();
+        if !printed && !view.is_summarized(id) {
+            completion.arrived(id, false, now);
+        }
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             batch = updates.recv() => {
                 // A lagged feed only delays printing: the store has the spans.
                 if let Ok(batch) = batch {
-                    for id in batch.iter().filter_map(collected_trace_id) {
-                        if !view.printed.contains(&id) {
-                            last_seen.insert(id, Instant::now());
+                    let now = Instant::now();
+                    let ids: HashSet<TraceId> = batch.iter().filter_map(collected_trace_id).collect();
+                    for id in ids {
+                        let printed = view.printed_spans(id).is_some();
+                        if printed || !view.is_summarized(id) {
+                            completion.arrived(id, printed, now);
                         }
                     }
                 }
             }
             _ = tick.tick() => {
-                let ready: Vec<TraceId> = last_seen
-                    .iter()
-                    .filter(|(_, t)| t.elapsed() >= QUIET)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in ready {
-                    last_seen.remove(&id);
+                let now = Instant::now();
+                for id in completion.quiet_traces(now) {
                     let spans = store.trace(&id.to_string());
                     if spans.is_empty() {
                         // Evicted before it was printed: counted as dropped.
-                        view.printed.insert(id);
-                    } else {
-                        view.show(&spans);
+                        completion.forget(id);
+                        view.forget(id);
+                        continue;
+                    }
+                    if view.printed_spans(id) == Some(spans.len()) {
+                        // Nothing new (a span sent twice).
+                        completion.forget(id);
+                        continue;
+                    }
+                    let shape = Shape::of(&spans);
+                    if let Decision::Print { .. } = completion.decide(id, shape, now) {
+                        view.show_followed(&spans, Some(shape));
                     }
                 }
+                completion.tidy(now);
                 view.report_dropped(Some(receiver));
             }
             when = stats.next() => stats::print(receiver, view, when),
         }
     }
+}
+
+/// How long a followed trace may take to arrive (`--trace-quiet`,
+/// `--trace-wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timing {
+    /// Printed once no span of it came for this long, if whole.
+    pub quiet: Duration,
+    /// Printed anyway once no span of it came for this long.
+    pub max_wait: Duration,
 }

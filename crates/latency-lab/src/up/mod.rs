@@ -18,10 +18,12 @@
 
 mod args;
 pub(crate) mod children;
+mod completion;
 mod follow;
 mod preflight;
 pub(crate) mod stats;
 mod view;
+pub(crate) mod viewer;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -33,39 +35,24 @@ use tokio_util::sync::CancellationToken;
 use trace_view::TraceId;
 
 use crate::load;
-pub use args::UpArgs;
+pub use args::{ReceiverArgs, UpArgs};
 use children::{Children, Stop};
 use follow::{follow_new_traces, known_traces, request_traces, settled_trace};
 use view::{plural, TraceView};
+pub use viewer::ViewArgs;
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     // Take over Ctrl-C and SIGTERM before anything starts: from here on they
     // stop the children and end cleanly instead of killing only this process.
     let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
-    let mut stats_triggers =
-        stats::Triggers::install(args.stats_every).context("cannot install the SIGUSR1 handler")?;
+    let mut stats_triggers = stats::Triggers::install(args.receiver.stats_every)
+        .context("cannot install the SIGUSR1 handler")?;
     let services = check_before_start(&args).await?;
     let display = args.display.resolve();
     let receiver = match &args.otlp_endpoint {
         Some(_) => None,
-        None => Some(
-            otlp_receiver::start(ReceiverConfig {
-                grpc_addr: args.otlp_grpc,
-                http_addr: args.otlp_http,
-                max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
-            })
-            .await
-            .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?,
-        ),
+        None => Some(start_receiver(&args.receiver).await?),
     };
-    if receiver.is_some() {
-        std::fs::create_dir_all(&args.traces_dir).with_context(|| {
-            format!(
-                "cannot create the traces folder {} (choose another with --traces-dir)",
-                args.traces_dir.display()
-            )
-        })?;
-    }
     let endpoint = match (&args.otlp_endpoint, &receiver) {
         (Some(e), _) => e.clone(),
         (None, Some(r)) => r.grpc_endpoint(),
@@ -73,7 +60,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
 
     let mut children = Children::default();
-    let mut view = TraceView::new(args.traces_dir.clone(), display, args.max_traces);
+    let mut view = TraceView::new(
+        args.receiver.traces_dir.clone(),
+        display,
+        args.receiver.max_traces,
+    );
     let result = tokio::select! {
         result = session(&args, services, &endpoint, &mut children, receiver.as_ref(), &mut view, &mut stats_triggers) => result,
         _ = stop.wait() => {
@@ -89,22 +80,58 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         if result.is_ok() {
             stats::print(&r, &mut view, "at exit");
         }
-        let dropped = r.store().dropped_traces();
-        println!(
-            "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
-            plural(view.saved, "trace"),
-            view.dir.display(),
-        );
-        if dropped > 0 {
-            println!(
-                "{} dropped from memory (the oldest first; --max-traces {})",
-                plural(dropped as usize, "trace"),
-                args.max_traces
-            );
-        }
+        closing_lines(&r, &view, args.receiver.max_traces);
         r.shutdown().await;
     }
     result
+}
+
+/// Starts the embedded receiver on `--otlp-grpc`/`--otlp-http` and makes
+/// the traces folder.
+async fn start_receiver(args: &ReceiverArgs) -> anyhow::Result<RunningReceiver> {
+    let receiver = otlp_receiver::start(ReceiverConfig {
+        grpc_addr: args.otlp_grpc,
+        http_addr: args.otlp_http,
+        max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
+    })
+    .await
+    .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?;
+    std::fs::create_dir_all(&args.traces_dir).with_context(|| {
+        format!(
+            "cannot create the traces folder {} (choose another with --traces-dir)",
+            args.traces_dir.display()
+        )
+    })?;
+    Ok(receiver)
+}
+
+/// What became of the traces, at exit: saved, printed again, cut short,
+/// dropped.
+fn closing_lines(receiver: &RunningReceiver, view: &TraceView, max_traces: u64) {
+    println!(
+        "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
+        plural(view.saved, "trace"),
+        view.dir.display(),
+    );
+    if view.amended > 0 {
+        println!(
+            "{} printed again because spans of them came late (their files hold every span)",
+            plural(view.amended, "trace")
+        );
+    }
+    if view.cut_short > 0 {
+        println!(
+            "{} printed before a parent span came (--trace-wait)",
+            plural(view.cut_short, "trace")
+        );
+    }
+    let dropped = receiver.store().dropped_traces();
+    if dropped > 0 {
+        println!(
+            "{} dropped from memory (the oldest first; --max-traces {max_traces})",
+            plural(dropped as usize, "trace"),
+        );
+    }
 }
 
 /// How long the table after `--load` waits for the services' next metric
@@ -201,7 +228,10 @@ async fn session(
     println!("  order-service       {orders}");
     println!("  spans               {endpoint}");
     if receiver.is_some() {
-        println!("  traces saved in     {}", args.traces_dir.display());
+        println!(
+            "  traces saved in     {}",
+            args.receiver.traces_dir.display()
+        );
     }
     println!();
     println!("try:  curl '{aggregator}/user-profile/42?mode=concurrent'");
@@ -240,7 +270,7 @@ async fn session(
         }
         Some(r) => {
             println!("waiting for requests; each trace is printed when complete (Ctrl-C stops)");
-            follow_new_traces(r, view, stats_triggers).await;
+            follow_new_traces(r, view, stats_triggers, args.receiver.timing()).await;
             Ok(())
         }
         None => {
@@ -355,7 +385,7 @@ async fn load_each_mode(
             print!("{}", load::render(&report, &title, view.display.width));
             println!("{}", load::pacing_line(&run));
             // Their traces are summed up above, not printed one by one.
-            view.printed.extend(report.trace_ids.iter().copied());
+            view.summarize(report.trace_ids.iter().copied());
             match (&report.slowest, receiver) {
                 (Some((latency, Some(trace_id))), Some(r)) => {
                     println!(

@@ -1,19 +1,31 @@
-//! How `up` shows the traces it receives: each printed once as a waterfall
-//! and saved as Jaeger JSON, and a word when the bounded store drops some.
+//! How `up` shows the traces it receives: each printed as a waterfall and
+//! saved as Jaeger JSON, printed again (and saved again) when spans of it
+//! come late, and a word when the bounded store drops some.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
 use otlp_receiver::{CollectedSpan, RunningReceiver};
 use trace_view::terminal::Display;
 use trace_view::{jaeger_json, waterfall, Trace, TraceId};
 
+use super::completion::Shape;
+
 /// Prints traces as waterfalls and saves each as Jaeger JSON.
 pub(super) struct TraceView {
     pub(super) dir: PathBuf,
     pub(super) display: Display,
-    /// Trace ids already shown: each trace is printed once.
-    pub(super) printed: HashSet<TraceId>,
+    /// Trace ids already shown, with how many spans they had then: more
+    /// spans later print the trace again.
+    printed: HashMap<TraceId, usize>,
+    /// `printed` in the order printed, to forget the oldest past a bound.
+    printed_order: VecDeque<TraceId>,
+    /// Traces summed up in a table (a load run's), never printed one by one.
+    summarized: HashSet<TraceId>,
+    /// Traces printed before they were whole (the longest wait ran out).
+    pub(super) cut_short: usize,
+    /// Traces printed again because spans of them came late.
+    pub(super) amended: usize,
     /// Trace ids saved as files: each is counted once.
     saved_ids: HashSet<TraceId>,
     pub(super) saved: usize,
@@ -26,7 +38,11 @@ impl TraceView {
         TraceView {
             dir,
             display,
-            printed: HashSet::new(),
+            printed: HashMap::new(),
+            printed_order: VecDeque::new(),
+            summarized: HashSet::new(),
+            cut_short: 0,
+            amended: 0,
             saved_ids: HashSet::new(),
             saved: 0,
             dropped_reported: 0,
@@ -35,14 +51,81 @@ impl TraceView {
     }
 
     pub(super) fn show(&mut self, spans: &[CollectedSpan]) {
+        self.show_followed(spans, None);
+    }
+
+    /// Whether `id` was printed, and with how many spans.
+    pub(super) fn printed_spans(&self, id: TraceId) -> Option<usize> {
+        self.printed.get(&id).copied()
+    }
+
+    /// Whether `id` is one of a load run's, summed up rather than printed.
+    pub(super) fn is_summarized(&self, id: TraceId) -> bool {
+        self.summarized.contains(&id)
+    }
+
+    /// Marks a load run's traces: summed up in its table, not printed.
+    pub(super) fn summarize(&mut self, ids: impl IntoIterator<Item = TraceId>) {
+        self.summarized.extend(ids);
+    }
+
+    /// Marks a trace as gone before it was printed (evicted from the store).
+    pub(super) fn forget(&mut self, id: TraceId) {
+        self.summarized.insert(id);
+    }
+
+    /// Prints and saves a trace; `shape` says, for a followed trace, what is
+    /// still missing when it prints before it is whole. A trace printed
+    /// before is printed again with a line that says what came late, and its
+    /// file is rewritten.
+    pub(super) fn show_followed(&mut self, spans: &[CollectedSpan], shape: Option<Shape>) {
         let Some(trace) = Trace::from_collected(spans) else {
             return;
         };
-        self.printed.insert(trace.trace_id);
+        let before = self.printed.insert(trace.trace_id, spans.len());
+        match before {
+            Some(earlier) => {
+                self.amended += 1;
+                println!(
+                    "late spans: {} more of trace {} ({} in all now), printed again:",
+                    spans.len().saturating_sub(earlier),
+                    trace.trace_id,
+                    spans.len()
+                );
+            }
+            None => {
+                self.printed_order.push_back(trace.trace_id);
+                // Bounded like the store: the oldest printed are forgotten.
+                while self.printed_order.len() > self.max_traces.max(1) as usize * 2 {
+                    if let Some(old) = self.printed_order.pop_front() {
+                        self.printed.remove(&old);
+                    }
+                }
+            }
+        }
         print!(
             "{}",
             waterfall::render(&trace, self.display.width, self.display.colour)
         );
+        if let Some(shape) = shape.filter(|s| !s.is_whole()) {
+            if before.is_none() {
+                self.cut_short += 1;
+            }
+            let mut missing = Vec::new();
+            if !shape.has_root {
+                missing.push("the root span".to_owned());
+            }
+            if shape.missing_parents > 0 {
+                missing.push(format!(
+                    "{} its spans name",
+                    plural(shape.missing_parents, "parent span")
+                ));
+            }
+            println!(
+                "not whole yet: {} did not come within --trace-wait (if they come, the trace is printed again)",
+                missing.join(" and ")
+            );
+        }
         if let Some(path) = self.save_trace(&trace) {
             println!("saved as {}", path.display());
         }

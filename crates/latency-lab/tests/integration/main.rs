@@ -32,3 +32,4 @@ mod trace_shape;
 mod tracecontext;
 mod up_metrics;
 mod up_waterfalls;
+mod view;

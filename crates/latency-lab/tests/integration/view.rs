@@ -1,0 +1,229 @@
+//! `latency-lab view`: the receiver alone, for any OpenTelemetry app. Spans
+//! arrive here as an SDK with the default 5 s batch delay sends them: one
+//! service's batch at a time, seconds apart, callees before callers. None
+//! is dropped: a trace prints once whole, and again when spans come late.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use service_kit::child::{self, Signal};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::common::{LAB, WAIT};
+use crate::up_waterfalls::{read_until, KillGroupOnPanic, DISPLAY};
+
+/// One span: `(span id, parent, name)`, all of `service`.
+type S = (&'static str, Option<&'static str>, &'static str);
+
+/// Posts `spans` of trace `trace_id`, recorded by `service`, as OTLP/JSON —
+/// what an SDK's HTTP exporter sends with `OTEL_EXPORTER_OTLP_PROTOCOL=http/json`.
+async fn export(http: &str, trace_id: &str, service: &str, spans: &[S]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let spans: Vec<Value> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, (id, parent, name))| {
+            json!({
+                "traceId": trace_id,
+                "spanId": format!("{id:0>16}"),
+                "parentSpanId": parent.map(|p| format!("{p:0>16}")).unwrap_or_default(),
+                "name": name,
+                "kind": 2,
+                "startTimeUnixNano": (now + i as u64 * 1_000_000).to_string(),
+                "endTimeUnixNano": (now + 50_000_000 - i as u64 * 1_000_000).to_string(),
+            })
+        })
+        .collect();
+    let body = json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "service.name", "value": { "stringValue": service } }
+        ]},
+        "scopeSpans": [{ "scope": { "name": "test" }, "spans": spans }]
+    }]});
+    let response = reqwest::Client::new()
+        .post(format!("{http}/v1/traces"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The spans saved in `dir` for `trace_id`.
+fn saved_spans(dir: &Path, trace_id: &str) -> usize {
+    let file = dir.join(format!("{trace_id}.json"));
+    let json: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    json["data"][0]["spans"].as_array().unwrap().len()
+}
+
+/// A running `latency-lab view` on free ports, saving into `traces`, with
+/// `timing` (`--trace-quiet`, `--trace-wait`): the child, its pid (killed
+/// if the test panics), its stdout and the OTLP/HTTP endpoint it printed.
+struct Viewer {
+    child: tokio::process::Child,
+    pid: u32,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    out: Vec<String>,
+    http: String,
+    _guard: KillGroupOnPanic,
+}
+
+impl Viewer {
+    async fn start(traces: &Path, quiet: &str, wait: &str) -> Self {
+        let mut child = Command::new(LAB)
+            .arg("view")
+            .args(DISPLAY)
+            .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
+            .args(["--trace-quiet", quiet, "--trace-wait", wait])
+            .arg("--traces-dir")
+            .arg(traces)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let pid = child.id().unwrap();
+        let guard = KillGroupOnPanic(pid);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut out = Vec::new();
+        read_until(&mut lines, &mut out, "the OTLP/HTTP line", |l| {
+            l.trim_start().starts_with("OTLP/HTTP")
+        })
+        .await;
+        let http = out
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+        Viewer {
+            child,
+            pid,
+            lines,
+            out,
+            http,
+            _guard: guard,
+        }
+    }
+
+    /// Reads on until trace `id` has been saved (again).
+    async fn until_saved(&mut self, what: &str, id: &str) {
+        read_until(&mut self.lines, &mut self.out, what, |l| {
+            l.starts_with("saved as ") && l.contains(id)
+        })
+        .await;
+    }
+
+    /// Ctrl-C, and everything printed up to the exit, which must be clean.
+    async fn stop(mut self) -> Vec<String> {
+        child::send(self.pid, Signal::Interrupt).expect("SIGINT to view");
+        let (rest, status) =
+            crate::common::rest_of_output_and_exit(&mut self.lines, &mut self.child, WAIT).await;
+        assert!(status.success(), "{status}");
+        self.out.extend(rest);
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[tokio::test]
+async fn view_prints_a_trace_once_whole_and_again_when_spans_come_late() {
+    let traces = tempfile::tempdir().unwrap();
+    let mut view = Viewer::start(traces.path(), "500ms", "8s").await;
+    let http = view.http.clone();
+
+    // A trace in three batches, 2 s apart (past the quiet period each
+    // time): the order service's spans first, naming a client span that has
+    // not come; then the app's client span, naming a root that has not come;
+    // then the root.
+    let whole = "0af7651916cd43dd8448eb211c80319c";
+    export(
+        &http,
+        whole,
+        "order-service",
+        &[
+            ("3", Some("2"), "GET /orders"),
+            ("4", Some("3"), "db.query"),
+        ],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    export(&http, whole, "flask-app", &[("2", Some("1"), "GET")]).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    export(&http, whole, "flask-app", &[("1", None, "GET /profile")]).await;
+    view.until_saved("the whole trace", whole).await;
+    assert_eq!(saved_spans(traces.path(), whole), 4);
+
+    // A trace printed whole, then a span of it 1.5 s later (an exporter
+    // that flushed one more span).
+    let late = "4bf92f3577b34da6a3ce929d0e0e4736";
+    export(
+        &http,
+        late,
+        "flask-app",
+        &[("a", None, "GET /profile"), ("b", Some("a"), "GET")],
+    )
+    .await;
+    view.until_saved("the first print", late).await;
+    assert_eq!(saved_spans(traces.path(), late), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    export(&http, late, "flask-app", &[("c", Some("a"), "cache.get")]).await;
+    view.until_saved("the amended print", late).await;
+    assert_eq!(saved_spans(traces.path(), late), 3);
+
+    let out = view.stop().await;
+    let text = out.join("\n");
+    let headers = |id: &str| {
+        out.iter()
+            .filter(|l| l.starts_with(&format!("trace {id} ")))
+            .count()
+    };
+    assert_eq!(headers(whole), 1, "printed once, whole:\n{text}");
+    assert_eq!(headers(late), 2, "printed, then amended:\n{text}");
+    assert!(
+        text.contains(&format!(
+            "late spans: 1 more of trace {late} (3 in all now), printed again:"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("not whole yet"), "{text}");
+    assert!(text.contains("2 traces saved in "), "{text}");
+    assert!(
+        text.contains("1 trace printed again because spans of them came late"),
+        "{text}"
+    );
+}
+
+/// A trace whose caller never exports (its root never comes) still prints,
+/// once `--trace-wait` has passed, and says what it is missing.
+#[tokio::test]
+async fn view_prints_a_trace_without_its_root_after_the_longest_wait_and_says_so() {
+    let traces = tempfile::tempdir().unwrap();
+    let mut view = Viewer::start(traces.path(), "200ms", "2s").await;
+    let http = view.http.clone();
+    let orphan = "5bf92f3577b34da6a3ce929d0e0e4736";
+    export(
+        &http,
+        orphan,
+        "order-service",
+        &[("3", Some("2"), "GET /orders")],
+    )
+    .await;
+    view.until_saved("the cut-short print", orphan).await;
+    let text = view.out.join("\n");
+    assert!(
+        text.contains("not whole yet: the root span and 1 parent span its spans name did not come within --trace-wait (if they come, the trace is printed again)"),
+        "{text}"
+    );
+    let rest = view.stop().await;
+    let rest = rest.join("\n");
+    assert!(
+        rest.contains("1 trace printed before a parent span came (--trace-wait)"),
+        "{rest}"
+    );
+}
