@@ -16,6 +16,10 @@ pub enum ReceiverError {
         source: std::io::Error,
     },
 
+    /// `--forward`'s URL cannot be used.
+    #[error("cannot forward to {url:?}: {reason}")]
+    Forward { url: String, reason: String },
+
     /// A wait on the store ended before its condition held. Carries what had arrived by then,
     /// so a failing test can print the spans it did get instead of only "timed out".
     #[error("timed out after {waited:?} waiting for spans; {} span(s) seen", spans.len())]

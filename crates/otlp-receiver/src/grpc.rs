@@ -20,6 +20,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
+use crate::forward::{Forwarder, Signal};
 use crate::metric_model::metrics_from_request;
 use crate::metric_store::MetricStore;
 use crate::model::spans_from_request;
@@ -30,6 +31,7 @@ use crate::MAX_MESSAGE_BYTES;
 #[derive(Debug, Clone)]
 pub(crate) struct TraceReceiver {
     store: SpanStore,
+    forward: Option<Forwarder>,
 }
 
 #[tonic::async_trait]
@@ -38,6 +40,9 @@ impl TraceService for TraceReceiver {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        if let Some(forward) = &self.forward {
+            forward.offer(Signal::Traces, request.get_ref());
+        }
         self.store.insert(spans_from_request(request.get_ref()));
         // Nothing is ever rejected, so no partial-success report.
         Ok(Response::new(ExportTraceServiceResponse {
@@ -50,6 +55,7 @@ impl TraceService for TraceReceiver {
 #[derive(Debug, Clone)]
 pub(crate) struct MetricsReceiver {
     metrics: MetricStore,
+    forward: Option<Forwarder>,
 }
 
 #[tonic::async_trait]
@@ -58,6 +64,9 @@ impl MetricsService for MetricsReceiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        if let Some(forward) = &self.forward {
+            forward.offer(Signal::Metrics, request.get_ref());
+        }
         self.metrics.insert(metrics_from_request(request.get_ref()));
         // Refused series are counted by the store, not reported back: an exporter cannot act
         // on it, and a partial-success warning per export would only flood its log.
@@ -75,12 +84,16 @@ pub(crate) async fn serve(
     listener: TcpListener,
     store: SpanStore,
     metrics: MetricStore,
+    forward: Option<Forwarder>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let traces = TraceServiceServer::new(TraceReceiver { store })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let metrics = MetricsServiceServer::new(MetricsReceiver { metrics })
+    let traces = TraceServiceServer::new(TraceReceiver {
+        store,
+        forward: forward.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let metrics = MetricsServiceServer::new(MetricsReceiver { metrics, forward })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()

@@ -25,6 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use serde::de::DeserializeOwned;
 
+use crate::forward::{Forwarder, Signal};
 use crate::metric_model::metrics_from_request;
 use crate::metric_store::MetricStore;
 use crate::model::spans_from_request;
@@ -42,16 +43,21 @@ pub const METRICS_PATH: &str = "/v1/metrics";
 struct Stores {
     spans: SpanStore,
     metrics: MetricStore,
+    forward: Option<Forwarder>,
 }
 
 /// The router: `POST /v1/traces` and `POST /v1/metrics`; axum answers other methods with
 /// 405 and other paths (logs, profiles) with 404.
-pub(crate) fn router(spans: SpanStore, metrics: MetricStore) -> Router {
+pub(crate) fn router(spans: SpanStore, metrics: MetricStore, forward: Option<Forwarder>) -> Router {
     Router::new()
         .route(TRACES_PATH, post(export_traces))
         .route(METRICS_PATH, post(export_metrics))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
-        .with_state(Stores { spans, metrics })
+        .with_state(Stores {
+            spans,
+            metrics,
+            forward,
+        })
 }
 
 /// The two OTLP/HTTP body encodings.
@@ -124,6 +130,9 @@ const RPC_INVALID_ARGUMENT: i32 = 3;
 
 async fn export_traces(State(stores): State<Stores>, headers: HeaderMap, body: Bytes) -> Response {
     export::<ExportTraceServiceRequest, ExportTraceServiceResponse>(&headers, &body, |request| {
+        if let Some(forward) = &stores.forward {
+            forward.offer(Signal::Traces, &request);
+        }
         stores.spans.insert(spans_from_request(&request));
     })
 }
@@ -133,6 +142,9 @@ async fn export_metrics(State(stores): State<Stores>, headers: HeaderMap, body: 
         &headers,
         &body,
         |request| {
+            if let Some(forward) = &stores.forward {
+                forward.offer(Signal::Metrics, &request);
+            }
             stores.metrics.insert(metrics_from_request(&request));
         },
     )

@@ -25,6 +25,7 @@
 //! ```
 
 mod error;
+pub mod forward;
 mod grpc;
 mod http;
 mod metric_model;
@@ -40,6 +41,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::ReceiverError;
+pub use forward::ForwardStats;
 pub use http::{METRICS_PATH, TRACES_PATH};
 pub use metric_model::{
     metrics_from_request, HistogramPoint, MetricOrigin, NumberKind, NumberPoint, NumberValue,
@@ -67,6 +69,8 @@ pub struct ReceiverConfig {
     pub http_addr: SocketAddr,
     /// Upper bound on stored traces; see [`SpanStore::new`].
     pub max_traces: usize,
+    /// Send every export on to this OTLP/HTTP base URL as well ([`forward`]).
+    pub forward_to: Option<String>,
 }
 
 /// Loopback with OS-chosen ports: parallel tests never collide and nothing is exposed.
@@ -77,6 +81,7 @@ impl Default for ReceiverConfig {
             grpc_addr: loopback,
             http_addr: loopback,
             max_traces: 1000,
+            forward_to: None,
         }
     }
 }
@@ -87,9 +92,15 @@ impl Default for ReceiverConfig {
 /// accepted (queued by the kernel) from that moment: a child process started right after
 /// cannot lose its first export to a race.
 pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverError> {
+    let forward = config
+        .forward_to
+        .as_deref()
+        .map(forward::Forwarder::start)
+        .transpose()?;
     let stores = Stores {
         spans: SpanStore::new(config.max_traces),
         metrics: MetricStore::new(MAX_METRIC_SERIES),
+        forward,
     };
     serve(config.grpc_addr, config.http_addr, stores).await
 }
@@ -99,6 +110,7 @@ pub async fn start(config: ReceiverConfig) -> Result<RunningReceiver, ReceiverEr
 struct Stores {
     spans: SpanStore,
     metrics: MetricStore,
+    forward: Option<forward::Forwarder>,
 }
 
 /// Binds both addresses and serves them into `stores`.
@@ -115,6 +127,7 @@ async fn serve(
     let Stores {
         spans: store,
         metrics,
+        forward,
     } = stores;
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -122,9 +135,10 @@ async fn serve(
         grpc_listener,
         store.clone(),
         metrics.clone(),
+        forward.clone(),
         stopped(stop_rx.clone()),
     ));
-    let router = http::router(store.clone(), metrics.clone());
+    let router = http::router(store.clone(), metrics.clone(), forward.clone());
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, router)
             .with_graceful_shutdown(stopped(stop_rx))
@@ -134,6 +148,7 @@ async fn serve(
     Ok(RunningReceiver {
         store,
         metrics,
+        forward,
         grpc_addr,
         http_addr,
         stop: stop_tx,
@@ -167,6 +182,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 pub struct RunningReceiver {
     store: SpanStore,
     metrics: MetricStore,
+    forward: Option<forward::Forwarder>,
     grpc_addr: SocketAddr,
     http_addr: SocketAddr,
     stop: watch::Sender<bool>,
@@ -191,6 +207,22 @@ impl RunningReceiver {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// Where exports are forwarded (`forward_to`, as used) and what became
+    /// of them so far; `None` without forwarding.
+    pub fn forwarded(&self) -> Option<(&str, ForwardStats)> {
+        self.forward.as_ref().map(|f| (f.upstream(), f.stats()))
+    }
+
+    /// Waits, at most `limit`, until every export received so far has been
+    /// forwarded (or given up); whether it got there. True without
+    /// forwarding.
+    pub async fn flush_forwarding(&self, limit: Duration) -> bool {
+        match &self.forward {
+            Some(forward) => forward.flush(limit).await,
+            None => true,
+        }
     }
 
     /// `http://HOST:PORT` for an OTLP/gRPC exporter.
@@ -220,6 +252,7 @@ impl RunningReceiver {
             stores: Stores {
                 spans: self.store.clone(),
                 metrics: self.metrics.clone(),
+                forward: self.forward.clone(),
             },
             grpc_addr: self.grpc_addr,
             http_addr: self.http_addr,

@@ -366,6 +366,7 @@ async fn wildcard_binds_advertise_loopback() {
         grpc_addr: "0.0.0.0:0".parse().unwrap(),
         http_addr: "0.0.0.0:0".parse().unwrap(),
         max_traces: 5,
+        forward_to: None,
     };
     let receiver = start(config).await.expect("receiver starts");
     assert!(receiver.grpc_endpoint().starts_with("http://127.0.0.1:"));

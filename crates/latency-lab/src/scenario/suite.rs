@@ -49,6 +49,7 @@ impl Started {
             grpc_addr: any,
             http_addr: any,
             max_traces: MAX_TRACES,
+            forward_to: None,
         })
         .await
         .context("cannot start the embedded OTLP receiver")?;

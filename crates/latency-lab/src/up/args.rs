@@ -135,6 +135,12 @@ pub struct ReceiverArgs {
     /// default: keep this above that.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = service_kit::cli::parse_duration)]
     pub trace_wait: Duration,
+    /// Also send everything received (spans and metrics) on to this OTLP/HTTP
+    /// endpoint, e.g. a collector or Jaeger at http://localhost:4318
+    /// (`/v1/traces` and `/v1/metrics` are added): the OTLP requests as
+    /// received, not rebuilt from what the lab keeps.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
 }
 
 impl ReceiverArgs {

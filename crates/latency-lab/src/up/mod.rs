@@ -47,6 +47,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut stop = Stop::install().context("cannot install the Ctrl-C handler")?;
     let mut stats_triggers = stats::Triggers::install(args.receiver.stats_every)
         .context("cannot install the SIGUSR1 handler")?;
+    if let (Some(endpoint), Some(_)) = (&args.otlp_endpoint, &args.receiver.forward) {
+        bail!("--forward sends on what the embedded receiver gets, and --otlp-endpoint {endpoint} replaces that receiver: give one of them");
+    }
     let services = check_before_start(&args).await?;
     let display = args.display.resolve();
     let receiver = match &args.otlp_endpoint {
@@ -80,7 +83,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         if result.is_ok() {
             stats::print(&r, &mut view, "at exit");
         }
-        closing_lines(&r, &view, args.receiver.max_traces);
+        closing_lines(&r, &view, args.receiver.max_traces).await;
         r.shutdown().await;
     }
     result
@@ -93,6 +96,7 @@ async fn start_receiver(args: &ReceiverArgs) -> anyhow::Result<RunningReceiver> 
         grpc_addr: args.otlp_grpc,
         http_addr: args.otlp_http,
         max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
+        forward_to: args.forward.clone(),
     })
     .await
     .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?;
@@ -107,7 +111,7 @@ async fn start_receiver(args: &ReceiverArgs) -> anyhow::Result<RunningReceiver> 
 
 /// What became of the traces, at exit: saved, printed again, cut short,
 /// dropped.
-fn closing_lines(receiver: &RunningReceiver, view: &TraceView, max_traces: u64) {
+async fn closing_lines(receiver: &RunningReceiver, view: &TraceView, max_traces: u64) {
     println!(
         "{} saved in {}: open one with `latency-lab trace --file FILE`, or in Jaeger's UI (Search → JSON File)",
         plural(view.saved, "trace"),
@@ -132,7 +136,20 @@ fn closing_lines(receiver: &RunningReceiver, view: &TraceView, max_traces: u64) 
             plural(dropped as usize, "trace"),
         );
     }
+    // What was received last is still on its way upstream.
+    receiver.flush_forwarding(FORWARD_FLUSH).await;
+    if let Some((upstream, stats)) = receiver.forwarded() {
+        println!(
+            "forwarded to {upstream}: {} accepted, {} failed, {} dropped (queue full)",
+            plural(stats.sent as usize, "export"),
+            stats.failed,
+            stats.dropped
+        );
+    }
 }
+
+/// How long the exit waits for exports still on their way to `--forward`.
+const FORWARD_FLUSH: Duration = Duration::from_secs(5);
 
 /// How long the table after `--load` waits for the services' next metric
 /// export to count every request sent.

@@ -47,6 +47,9 @@ pub async fn run(args: ViewArgs) -> anyhow::Result<()> {
         "point an app here:  OTEL_EXPORTER_OTLP_ENDPOINT={}",
         receiver.http_endpoint()
     );
+    if let Some((upstream, _)) = receiver.forwarded() {
+        println!("everything received is forwarded to {upstream}");
+    }
     println!("each trace is printed when complete, again if spans of it come late (Ctrl-C stops)");
     println!();
     tokio::select! {
@@ -56,7 +59,7 @@ pub async fn run(args: ViewArgs) -> anyhow::Result<()> {
     if !receiver.metrics().is_empty() {
         stats::print(&receiver, &mut view, "at exit");
     }
-    closing_lines(&receiver, &view, args.receiver.max_traces);
+    closing_lines(&receiver, &view, args.receiver.max_traces).await;
     receiver.shutdown().await;
     Ok(())
 }

@@ -76,11 +76,16 @@ struct Viewer {
 
 impl Viewer {
     async fn start(traces: &Path, quiet: &str, wait: &str) -> Self {
+        Self::start_with(traces, quiet, wait, &[]).await
+    }
+
+    async fn start_with(traces: &Path, quiet: &str, wait: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(LAB)
             .arg("view")
             .args(DISPLAY)
             .args(["--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0"])
             .args(["--trace-quiet", quiet, "--trace-wait", wait])
+            .args(extra)
             .arg("--traces-dir")
             .arg(traces)
             .stdout(Stdio::piped())
@@ -225,5 +230,51 @@ async fn view_prints_a_trace_without_its_root_after_the_longest_wait_and_says_so
     assert!(
         rest.contains("1 trace printed before a parent span came (--trace-wait)"),
         "{rest}"
+    );
+}
+
+/// `--forward`: what `view` receives goes on to a second receiver (here the
+/// lab's own, in the test; a collector or Jaeger in use), and the exit says
+/// how many exports were accepted there.
+#[tokio::test]
+async fn view_forwards_what_it_receives_to_an_upstream_receiver() {
+    let upstream = otlp_receiver::start(otlp_receiver::ReceiverConfig::default())
+        .await
+        .unwrap();
+    let traces = tempfile::tempdir().unwrap();
+    let mut view = Viewer::start_with(
+        traces.path(),
+        "200ms",
+        "2s",
+        &["--forward", &upstream.http_endpoint()],
+    )
+    .await;
+    let http = view.http.clone();
+    let id = "6bf92f3577b34da6a3ce929d0e0e4736";
+    export(
+        &http,
+        id,
+        "any-app",
+        &[("a", None, "GET /"), ("b", Some("a"), "SELECT")],
+    )
+    .await;
+    view.until_saved("the forwarded trace", id).await;
+    let spans = upstream
+        .store()
+        .wait_for_trace(id, 2, WAIT)
+        .await
+        .expect("the upstream receiver got the trace");
+    assert!(spans.iter().all(|s| s.service_name == "any-app"));
+    let out = view.stop().await.join("\n");
+    assert!(
+        out.contains("everything received is forwarded to http://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "forwarded to {}: 1 export accepted, 0 failed, 0 dropped (queue full)",
+            upstream.http_endpoint()
+        )),
+        "{out}"
     );
 }
