@@ -244,7 +244,9 @@ async fn session(
     println!("  user-service        {users}");
     println!("  order-service       {orders}");
     println!("  spans               {endpoint}");
-    if receiver.is_some() {
+    if let Some(r) = receiver {
+        // Where another app sends: OTEL_EXPORTER_OTLP_ENDPOINT takes this one.
+        println!("  OTLP/HTTP           {}", r.http_endpoint());
         println!(
             "  traces saved in     {}",
             args.receiver.traces_dir.display()

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod any_app;
 mod bench;
 mod cli;
 mod configuration;

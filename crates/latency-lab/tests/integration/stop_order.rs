@@ -3,19 +3,17 @@
 //! calls. `up` stops the aggregator first, which finishes the request while
 //! the mocks still answer; stopping every tier at once would make it a 502.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use service_kit::child::{self, Signal};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::WAIT;
-use crate::up_waterfalls::{read_until, up_command, KillGroupOnPanic};
+use crate::up_waterfalls::{read_until, spawn_up};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_on_up_lets_a_sequential_request_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = up_command(
+    let (mut up, mut lines, _guard) = spawn_up(
         dir.path(),
         &[
             "--no-demo",
@@ -24,16 +22,8 @@ async fn ctrl_c_on_up_lets_a_sequential_request_in_flight_finish() {
             "--order-latency",
             "300ms",
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .process_group(0)
-    .kill_on_drop(true)
-    .spawn()
-    .expect("start latency-lab up");
+    );
     let group = up.id().expect("up is running");
-    let _guard = KillGroupOnPanic(group);
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let mut out = Vec::new();
     read_until(&mut lines, &mut out, "the follow mode", |l| {
         l.starts_with("waiting for requests")

@@ -4,14 +4,12 @@
 //! SIGUSR1, the worst p99 naming a saved trace from its bucket.
 
 use std::path::Path;
-use std::process::Stdio;
 
 use serde_json::Value;
 use service_kit::child::{self, Signal};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::common::WAIT;
-use crate::up_waterfalls::{read_until, up_command, KillGroupOnPanic};
+use crate::up_waterfalls::{read_until, spawn_up, up_command};
 
 const NO_METRICS: &str = "no http.server.request.duration metric arrived";
 
@@ -133,16 +131,8 @@ async fn the_exit_table_counts_every_request_from_the_exported_histograms() {
 #[tokio::test]
 async fn sigusr1_prints_the_table_while_following() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = up_command(dir.path(), &["--no-demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start latency-lab up");
+    let (mut up, mut lines, _guard) = spawn_up(dir.path(), &["--no-demo"]);
     let pid = up.id().expect("up is running");
-    let _guard = KillGroupOnPanic(pid);
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
     let mut out = Vec::new();
     read_until(&mut lines, &mut out, "the follow mode", |l| {
         l.starts_with("waiting for requests")

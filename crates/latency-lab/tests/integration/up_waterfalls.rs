@@ -30,6 +30,29 @@ pub(crate) fn up_command(traces_dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `latency-lab up ARGS` on free ports (see [`up_command`]), saving traces
+/// in `traces_dir`, in a process group of its own: the child, its stdout's
+/// lines, and the guard that kills the group if the test panics.
+pub(crate) fn spawn_up(
+    traces_dir: &Path,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    Lines<BufReader<ChildStdout>>,
+    KillGroupOnPanic,
+) {
+    let mut up = up_command(traces_dir, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start latency-lab up");
+    let guard = KillGroupOnPanic(up.id().expect("up is running"));
+    let lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    (up, lines, guard)
+}
+
 /// Reads lines into `out` until one satisfies `done`; panics with what was
 /// read when the output ends or `WAIT` passes first.
 pub(crate) async fn read_until(
@@ -140,15 +163,7 @@ fn request_ms(lines: &[String], mode: &str) -> f64 {
 #[tokio::test]
 async fn up_prints_saves_and_follows_traces_until_sigint_then_leaves_no_process() {
     let dir = tempfile::tempdir().unwrap();
-    let mut up = up_command(dir.path(), &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start latency-lab up");
-    let _guard = KillGroupOnPanic(up.id().expect("up is running"));
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let (mut up, mut lines, _guard) = spawn_up(dir.path(), &[]);
     let mut out = Vec::new();
 
     // The demo: both traces, then the switch to following new traces.
@@ -190,17 +205,8 @@ async fn up_prints_saves_and_follows_traces_until_sigint_then_leaves_no_process(
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the aggregator's URL is printed")
         .to_owned();
-    let body: Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(format!("{aggregator}/user-profile/7?mode=concurrent"))
-        .send()
-        .await
-        .expect("the aggregator answers")
-        .json()
-        .await
-        .unwrap();
+    let body =
+        crate::common::get_json(&format!("{aggregator}/user-profile/7?mode=concurrent")).await;
     let own_id = body["trace_id"].as_str().unwrap().to_owned();
     read_until(&mut lines, &mut out, "our request's trace", |l| {
         l.starts_with(&format!("trace {own_id} "))

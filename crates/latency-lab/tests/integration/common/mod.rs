@@ -462,3 +462,18 @@ pub async fn rest_of_output_and_exit(
         .unwrap();
     (rest, status)
 }
+
+/// GETs `url` (no proxy) and reads its JSON answer.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+}
