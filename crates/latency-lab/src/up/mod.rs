@@ -22,6 +22,7 @@ mod completion;
 mod follow;
 mod preflight;
 pub(crate) mod stats;
+mod tui;
 mod view;
 pub(crate) mod viewer;
 

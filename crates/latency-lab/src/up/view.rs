@@ -10,6 +10,7 @@ use trace_view::terminal::Display;
 use trace_view::{jaeger_json, waterfall, Trace, TraceId};
 
 use super::completion::Shape;
+use super::tui::Update;
 
 /// Prints traces as waterfalls and saves each as Jaeger JSON.
 pub(super) struct TraceView {
@@ -31,6 +32,9 @@ pub(super) struct TraceView {
     pub(super) saved: usize,
     dropped_reported: u64,
     max_traces: u64,
+    /// The interactive screen, when `view` runs one: traces go there
+    /// instead of being printed.
+    screen: Option<std::sync::mpsc::Sender<Update>>,
 }
 
 impl TraceView {
@@ -47,7 +51,24 @@ impl TraceView {
             saved: 0,
             dropped_reported: 0,
             max_traces,
+            screen: None,
         }
+    }
+
+    /// Sends traces to the interactive screen instead of printing them.
+    pub(super) fn send_to_screen(&mut self, screen: std::sync::mpsc::Sender<Update>) {
+        self.screen = Some(screen);
+    }
+
+    /// Back to printing, once the interactive screen is closed.
+    pub(super) fn into_printing(mut self) -> Self {
+        self.screen = None;
+        self
+    }
+
+    /// Whether an interactive screen owns the terminal (nothing may print).
+    pub(super) fn on_screen(&self) -> bool {
+        self.screen.is_some()
     }
 
     pub(super) fn show(&mut self, spans: &[CollectedSpan]) {
@@ -86,12 +107,14 @@ impl TraceView {
         match before {
             Some(earlier) => {
                 self.amended += 1;
-                println!(
-                    "late spans: {} more of trace {} ({} in all now), printed again:",
-                    spans.len().saturating_sub(earlier),
-                    trace.trace_id,
-                    spans.len()
-                );
+                if self.screen.is_none() {
+                    println!(
+                        "late spans: {} more of trace {} ({} in all now), printed again:",
+                        spans.len().saturating_sub(earlier),
+                        trace.trace_id,
+                        spans.len()
+                    );
+                }
             }
             None => {
                 self.printed_order.push_back(trace.trace_id);
@@ -103,28 +126,23 @@ impl TraceView {
                 }
             }
         }
+        let note = shape.filter(|s| !s.is_whole()).map(|shape| {
+            if before.is_none() {
+                self.cut_short += 1;
+            }
+            not_whole(shape)
+        });
+        if let Some(screen) = self.screen.clone() {
+            let _ = self.save_trace(&trace);
+            let _ = screen.send(Update::Trace { trace, note });
+            return;
+        }
         print!(
             "{}",
             waterfall::render(&trace, self.display.width, self.display.colour)
         );
-        if let Some(shape) = shape.filter(|s| !s.is_whole()) {
-            if before.is_none() {
-                self.cut_short += 1;
-            }
-            let mut missing = Vec::new();
-            if !shape.has_root {
-                missing.push("the root span".to_owned());
-            }
-            if shape.missing_parents > 0 {
-                missing.push(format!(
-                    "{} its spans name",
-                    plural(shape.missing_parents, "parent span")
-                ));
-            }
-            println!(
-                "not whole yet: {} did not come within --trace-wait (if they come, the trace is printed again)",
-                missing.join(" and ")
-            );
+        if let Some(note) = note {
+            println!("{note}");
         }
         if let Some(path) = self.save_trace(&trace) {
             println!("saved as {}", path.display());
@@ -160,13 +178,37 @@ impl TraceView {
         };
         if dropped > self.dropped_reported {
             self.dropped_reported = dropped;
-            println!(
+            let line = format!(
                 "the trace store is full: {} dropped so far, the oldest first (it keeps {}; see --max-traces)",
                 plural(dropped as usize, "trace"),
                 self.max_traces
             );
+            match &self.screen {
+                Some(screen) => {
+                    let _ = screen.send(Update::Status(line));
+                }
+                None => println!("{line}"),
+            }
         }
     }
+}
+
+/// The line that says what a trace shown before it was whole lacks.
+fn not_whole(shape: Shape) -> String {
+    let mut missing = Vec::new();
+    if !shape.has_root {
+        missing.push("the root span".to_owned());
+    }
+    if shape.missing_parents > 0 {
+        missing.push(format!(
+            "{} its spans name",
+            plural(shape.missing_parents, "parent span")
+        ));
+    }
+    format!(
+        "not whole yet: {} did not come within --trace-wait (if they come, the trace is printed again)",
+        missing.join(" and ")
+    )
 }
 
 pub(super) fn plural(n: usize, word: &str) -> String {

@@ -278,3 +278,188 @@ async fn view_forwards_what_it_receives_to_an_upstream_receiver() {
         "{out}"
     );
 }
+
+/// `view` on a terminal, driven as a person would: a pseudo-terminal, keys
+/// in, the screen read back through a terminal emulator (vt100).
+mod interactive {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+    use super::export;
+    use crate::common::{LAB, WAIT};
+
+    const ROWS: u16 = 40;
+    const COLS: u16 = 160;
+
+    struct Screen {
+        parser: Arc<Mutex<vt100::Parser>>,
+        keys: Box<dyn Write + Send>,
+        child: Box<dyn portable_pty::Child + Send + Sync>,
+    }
+
+    impl Screen {
+        fn start(dir: &std::path::Path) -> Self {
+            let pair = native_pty_system()
+                .openpty(PtySize {
+                    rows: ROWS,
+                    cols: COLS,
+                    pixel_width: 0,
+                    pixel_height: 0,
+                })
+                .unwrap();
+            let mut cmd = CommandBuilder::new(LAB);
+            cmd.args([
+                "view",
+                "--otlp-grpc",
+                "127.0.0.1:0",
+                "--otlp-http",
+                "127.0.0.1:0",
+                "--trace-quiet",
+                "200ms",
+                "--jaeger-url",
+                "http://jaeger.example:16686",
+                "--traces-dir",
+            ]);
+            cmd.arg(dir.join("traces"));
+            cmd.cwd(dir);
+            cmd.env("TERM", "xterm-256color");
+            // No desktop opener: `o` then names the URL.
+            cmd.env("PATH", "/nonexistent");
+            let child = pair.slave.spawn_command(cmd).unwrap();
+            drop(pair.slave);
+            let mut reader = pair.master.try_clone_reader().unwrap();
+            let keys = pair.master.take_writer().unwrap();
+            let parser = Arc::new(Mutex::new(vt100::Parser::new(
+                std::num::NonZeroU16::new(ROWS).unwrap(),
+                std::num::NonZeroU16::new(COLS).unwrap(),
+                0,
+            )));
+            let feed = parser.clone();
+            std::thread::spawn(move || {
+                // The master must outlive the reads.
+                let _master = pair.master;
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = reader.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    feed.lock().unwrap().process(&buf[..n]);
+                }
+            });
+            Screen {
+                parser,
+                keys,
+                child,
+            }
+        }
+
+        fn contents(&self) -> String {
+            self.parser.lock().unwrap().screen().contents()
+        }
+
+        /// Waits until the screen shows `what`; the screen when it does.
+        async fn until(&self, what: &str) -> String {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let screen = self.contents();
+                if screen.contains(what) {
+                    return screen;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{what:?} never showed; the screen:\n{screen}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        fn press(&mut self, keys: &str) {
+            self.keys.write_all(keys.as_bytes()).unwrap();
+            self.keys.flush().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn the_list_opens_a_trace_with_its_critical_path_and_a_spans_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut screen = Screen::start(dir.path());
+        let banner = screen.until("(OTEL_EXPORTER_OTLP_ENDPOINT)").await;
+        let http = banner
+            .split("HTTP ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let fast = "7bf92f3577b34da6a3ce929d0e0e4736";
+        let slow = "8bf92f3577b34da6a3ce929d0e0e4736";
+        export(
+            &http,
+            fast,
+            "cart-service",
+            &[("a", None, "GET /cart"), ("b", Some("a"), "SELECT cart")],
+        )
+        .await;
+        export(
+            &http,
+            slow,
+            "checkout-service",
+            &[
+                ("c", None, "POST /checkout"),
+                ("d", Some("c"), "charge card"),
+                ("e", Some("c"), "send mail"),
+            ],
+        )
+        .await;
+        let list = screen.until("checkout-service POST /checkout").await;
+        assert!(list.contains("cart-service GET /cart"), "{list}");
+        assert!(list.contains("2 of 2 traces · newest first"), "{list}");
+
+        // Only one service: the other trace leaves the list.
+        screen.press("f");
+        let filtered = screen.until("service: cart-service").await;
+        assert!(filtered.contains("1 of 2 traces"), "{filtered}");
+        assert!(!filtered.contains("POST /checkout"), "{filtered}");
+        screen.press("f");
+        screen.until("service: checkout-service").await;
+        screen.press("f");
+        screen.until("service: any").await;
+
+        // Enter opens the newest: its waterfall and critical path.
+        screen.press("\r");
+        let trace = screen.until(&format!("trace {slow} (3 spans")).await;
+        assert!(trace.contains("critical path"), "{trace}");
+        assert!(
+            trace.contains("checkout-service POST /checkout ·"),
+            "{trace}"
+        );
+        // Down to the next span: its details below.
+        screen.press("\x1b[B");
+        let span = screen.until("checkout-service charge card ·").await;
+        assert!(span.contains("starts at +"), "{span}");
+        // `w` saves it here; `o` names its page in Jaeger.
+        screen.press("w");
+        screen.until(&format!("saved as ./{slow}.json")).await;
+        assert!(dir.path().join(format!("{slow}.json")).is_file());
+        screen.press("o");
+        screen
+            .until(&format!("http://jaeger.example:16686/trace/{slow}"))
+            .await;
+        // Back, then quit: the terminal is given back and the exit is clean.
+        screen.press("b");
+        screen.until("2 of 2 traces").await;
+        screen.press("q");
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = screen.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "view did not exit on q");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{status:?}");
+        assert!(dir.path().join(format!("traces/{fast}.json")).is_file());
+    }
+}

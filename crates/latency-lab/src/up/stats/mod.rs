@@ -97,7 +97,12 @@ pub(crate) async fn wait_for_requests(
 
 /// The per-endpoint table as `print` shows it, without the exemplar line.
 pub(crate) fn table_text(receiver: &RunningReceiver, when: &str) -> Option<String> {
-    let rows = table::rows(&receiver.metrics().histograms(DURATION_METRIC));
+    table_of(receiver.metrics(), when)
+}
+
+/// [`table_text`] from a metric store (the interactive view holds one).
+pub(crate) fn table_of(metrics: &otlp_receiver::MetricStore, when: &str) -> Option<String> {
+    let rows = table::rows(&metrics.histograms(DURATION_METRIC));
     (!rows.is_empty()).then(|| table::render(&rows, when))
 }
 
@@ -117,6 +122,9 @@ pub(crate) fn endpoint_quantile(receiver: &RunningReceiver, service: &str, q: f6
 /// Prints the table, the footer, and the worst p99's trace (saved, so the
 /// printed path exists); one line instead when no metric has arrived.
 pub(super) fn print(receiver: &RunningReceiver, view: &mut TraceView, when: &str) {
+    if view.on_screen() {
+        return; // the interactive view's `t` shows the table; printing would tear its screen
+    }
     let points = receiver.metrics().histograms(DURATION_METRIC);
     let rows = table::rows(&points);
     if rows.is_empty() {
