@@ -28,6 +28,9 @@ pub struct Needs {
     /// Traces that no answer names (an orphaned call's): only a receiver
     /// that sees every span finds them, not a lookup by id.
     pub orphans: bool,
+    /// The phase's traces followed as `up` follows them (`[follow]`): only
+    /// the suite's own receiver sees spans as they arrive.
+    pub follow: bool,
 }
 
 impl Needs {
@@ -37,6 +40,7 @@ impl Needs {
             metrics: self.metrics || other.metrics,
             jaeger: self.jaeger || other.jaeger,
             orphans: self.orphans || other.orphans,
+            follow: self.follow || other.follow,
         }
     }
 }
@@ -76,6 +80,12 @@ pub enum Measure {
     /// ones (at or under p50), as `latency-lab explain` computes it.
     TailShare(String),
     TypicalShare(String),
+    /// Share of the requests whose trace, followed as `up` follows it, had
+    /// all its spans the first time it would have printed.
+    WholeFirst,
+    /// Share of the requests whose trace would have printed again (spans of
+    /// it came after its first print).
+    PrintedAgain,
     /// Share of the requests whose trace reached Jaeger through the
     /// scenario's collector (what a sampler kept).
     Kept,
@@ -106,6 +116,10 @@ impl Measure {
             },
             Measure::Metric { .. } => Needs {
                 metrics: true,
+                ..Needs::default()
+            },
+            Measure::WholeFirst | Measure::PrintedAgain => Needs {
+                follow: true,
                 ..Needs::default()
             },
             Measure::Kept => Needs {
@@ -150,6 +164,8 @@ impl Measure {
             "joined" => no_arg(Measure::Joined),
             "traces_per_request" => no_arg(Measure::TracesPerRequest),
             "kept" => no_arg(Measure::Kept),
+            "whole_first" => no_arg(Measure::WholeFirst),
+            "printed_again" => no_arg(Measure::PrintedAgain),
             "share" => Ok(Measure::Share(status(arg)?)),
             "before_first" => Ok(Measure::BeforeFirst(status(arg)?)),
             "calls" => Ok(Measure::Calls(text(arg)?)),
@@ -161,7 +177,7 @@ impl Measure {
             "metric_p50" => Ok(Measure::Metric { q: 0.5, service: text(arg)? }),
             "metric_p99" => Ok(Measure::Metric { q: 0.99, service: text(arg)? }),
             _ => Err(format!(
-                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), tail_share(OPERATION), typical_share(OPERATION), metric_p50(SERVICE), metric_p99(SERVICE))"
+                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, whole_first, printed_again, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), tail_share(OPERATION), typical_share(OPERATION), metric_p50(SERVICE), metric_p99(SERVICE))"
             )),
         }
     }
@@ -177,6 +193,8 @@ impl Measure {
             | Measure::Share(_)
             | Measure::Joined
             | Measure::Kept
+            | Measure::WholeFirst
+            | Measure::PrintedAgain
             | Measure::TailShare(_)
             | Measure::TypicalShare(_)
             | Measure::CriticalShare(_) => Unit::Fraction,

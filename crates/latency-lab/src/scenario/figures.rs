@@ -21,6 +21,8 @@ pub struct PhaseResult {
     pub sent_trace_id: Option<TraceId>,
     /// With a collector: the phase's traces Jaeger holds.
     pub kept: Option<std::collections::HashSet<TraceId>>,
+    /// With `[follow]`: what would have printed, as `up` follows traces.
+    pub shown: Option<super::follow::Shown>,
     /// `latency-lab explain` over `traces`, worked out once when first asked.
     explained: std::sync::OnceLock<Option<Explained>>,
 }
@@ -39,6 +41,7 @@ impl PhaseResult {
             traces,
             sent_trace_id,
             kept: None,
+            shown: None,
             explained: std::sync::OnceLock::new(),
         }
     }
@@ -105,6 +108,27 @@ fn measure_phase(phase: &PhaseResult, measure: &Measure) -> Option<f64> {
         Measure::Kept => {
             let kept = phase.kept.as_ref()?;
             share(&|r| r.trace_id.is_some_and(|id| kept.contains(&id)))
+        }
+        Measure::WholeFirst => {
+            let shown = phase.shown.as_ref()?;
+            let spans = |id: TraceId| {
+                phase
+                    .traces
+                    .iter()
+                    .find(|t| t.trace_id == id)
+                    .map_or(0, |t| t.spans.len())
+            };
+            share(&|r| {
+                r.trace_id
+                    .is_some_and(|id| shown.first.get(&id) == Some(&spans(id)))
+            })
+        }
+        Measure::PrintedAgain => {
+            let shown = phase.shown.as_ref()?;
+            share(&|r| {
+                r.trace_id
+                    .is_some_and(|id| shown.first.get(&id) != shown.last.get(&id))
+            })
         }
         Measure::TracesPerRequest => (requests > 0.0).then(|| phase.traces.len() as f64 / requests),
         Measure::Calls(service) => (requests > 0.0).then(|| {

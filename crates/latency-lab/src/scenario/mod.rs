@@ -22,6 +22,7 @@
 mod catalog;
 mod expr;
 mod figures;
+mod follow;
 mod from_jaeger;
 mod pipeline;
 mod report;
@@ -184,6 +185,12 @@ fn targetable(checked: &spec::Checked, jaeger: bool) -> Result<(), String> {
     if s.collector.is_some() {
         return Err(format!(
             "scenario {} runs its own collector and Jaeger for the suite it starts: run it without --target",
+            s.name
+        ));
+    }
+    if s.follow.is_some() {
+        return Err(format!(
+            "scenario {} follows its traces as they arrive, with the aggregator exporting late, which only a suite it starts does: run it without --target",
             s.name
         ));
     }

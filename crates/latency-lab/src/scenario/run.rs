@@ -15,6 +15,7 @@ use trace_view::{jaeger_json, waterfall, TraceId};
 
 use super::expr::Checked as CheckedCondition;
 use super::figures::{self, PhaseResult, RunFigures};
+use super::follow::Following;
 use super::from_jaeger;
 use super::pipeline::Pipeline;
 use super::report::{self, Out};
@@ -64,6 +65,7 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
                 &scenario.env,
                 options.seed,
                 pipeline.as_ref().map(Pipeline::endpoint),
+                scenario.follow.as_ref().map(|f| f.export_delay()),
             )
             .await?,
         ),
@@ -204,6 +206,13 @@ async fn run_phase(
     let url = request::phase_url(base, phase)?;
     let headers = request::phase_headers(phase);
     let known = receiver.map(suite::known_traces).unwrap_or_default();
+    // Subscribed before the first request, so no span slips past.
+    let following = match (receiver, &scenario.follow) {
+        (Some(r), Some(follow)) => {
+            Some((Following::start(r.store().clone(), follow.timing()), follow))
+        }
+        _ => None,
+    };
     let run = engine::run(
         client,
         &request::plan(phase, &url, &headers),
@@ -212,6 +221,17 @@ async fn run_phase(
     .await
     .with_context(|| format!("phase {}: no request to {url} was answered", phase.name))?;
     let expected: Vec<TraceId> = run.records.iter().filter_map(|r| r.trace_id).collect();
+    // Every trace printed once, then long enough for its late spans to
+    // come and print it again.
+    let shown = match following {
+        Some((following, follow)) => {
+            let timing = follow.timing();
+            let late = follow.export_delay() + timing.quiet + Duration::from_secs(1);
+            let limit = follow.export_delay() + timing.max_wait + Duration::from_secs(10);
+            Some(following.finish(&expected, late, limit).await)
+        }
+        None => None,
+    };
     let traces = match (receiver, sources.jaeger) {
         (Some(r), _) => suite::new_traces(r, &known, &expected).await,
         (None, Some(jaeger)) => from_jaeger::traces(jaeger, &expected)
@@ -224,7 +244,8 @@ async fn run_phase(
         .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
         .and_then(|(_, v)| v.split('-').nth(1))
         .and_then(|id| TraceId::parse(id).ok());
-    let result = PhaseResult::new(run.records.clone(), traces, sent_trace_id);
+    let mut result = PhaseResult::new(run.records.clone(), traces, sent_trace_id);
+    result.shown = shown;
     let shown = report::shown_traces(phase, &result);
     report::describe_phase(out, phase, &url, &run, options.display.width);
     if phase.explain {

@@ -28,6 +28,11 @@ pub struct Scenario {
     /// embedded receiver: for what only the pipeline does (tail sampling).
     #[serde(default)]
     pub collector: Option<CollectorSpec>,
+    /// Follow each phase's traces as `up` and `view` do, the aggregator
+    /// batching its spans for `export_delay`: for the completion rule's
+    /// figures (`whole_first`, `printed_again`).
+    #[serde(default)]
+    pub follow: Option<FollowSpec>,
     #[serde(rename = "phase")]
     pub phases: Vec<Phase>,
     pub claim: Claim,
@@ -119,6 +124,51 @@ pub struct Control {
     /// The collector's variables that replace or add to the scenario's.
     #[serde(default)]
     pub collector_env: BTreeMap<String, String>,
+    /// Replaces `follow.wait` (`--trace-wait`).
+    #[serde(default)]
+    pub follow_wait: Option<String>,
+}
+
+/// How the phase's traces are followed, as `--trace-quiet` and
+/// `--trace-wait` say for `up`, and how late the aggregator sends its spans.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowSpec {
+    /// The aggregator's `OTEL_BSP_SCHEDULE_DELAY` (the other services send
+    /// every 100 ms), e.g. `5s`, an SDK's default.
+    pub export_delay: String,
+    /// `--trace-quiet` [default: 1500ms].
+    #[serde(default)]
+    pub quiet: Option<String>,
+    /// `--trace-wait` [default: 10s].
+    #[serde(default)]
+    pub wait: Option<String>,
+}
+
+impl FollowSpec {
+    fn duration(value: Option<&str>, default: &str) -> Result<std::time::Duration, String> {
+        service_kit::cli::parse_duration(value.unwrap_or(default))
+    }
+
+    pub fn export_delay(&self) -> std::time::Duration {
+        Self::duration(Some(&self.export_delay), "0s").unwrap_or_default()
+    }
+
+    pub fn timing(&self) -> crate::up::follow::Timing {
+        crate::up::follow::Timing {
+            quiet: Self::duration(self.quiet.as_deref(), "1500ms").unwrap_or_default(),
+            max_wait: Self::duration(self.wait.as_deref(), "10s").unwrap_or_default(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        Self::duration(Some(&self.export_delay), "0s")
+            .map_err(|e| format!("follow.export_delay: {e}"))?;
+        Self::duration(self.quiet.as_deref(), "1500ms")
+            .map_err(|e| format!("follow.quiet: {e}"))?;
+        Self::duration(self.wait.as_deref(), "10s").map_err(|e| format!("follow.wait: {e}"))?;
+        Ok(())
+    }
 }
 
 /// The collector a scenario's spans go through.
@@ -184,6 +234,13 @@ impl Checked {
             .map(|c| expr::parse_condition(c, &phases))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(format!("claim.holds_if: {e}")))?;
+        let reads_following = conditions.iter().any(|c| c.needs().follow);
+        if reads_following && scenario.follow.is_none() {
+            return Err(invalid(
+                "the claim reads how traces were followed (whole_first, printed_again), but the scenario has no [follow]"
+                    .to_owned(),
+            ));
+        }
         let reads_jaeger = conditions.iter().any(|c| c.needs().jaeger);
         if reads_jaeger && scenario.collector.is_none() {
             return Err(invalid(
@@ -223,6 +280,9 @@ impl Checked {
             collector
                 .env
                 .extend(self.scenario.control.collector_env.clone());
+        }
+        if let (Some(follow), Some(wait)) = (&mut s.follow, &self.scenario.control.follow_wait) {
+            follow.wait = Some(wait.clone());
         }
         for phase in &mut s.phases {
             if let Some(change) = self.scenario.control.phase.get(&phase.name) {
@@ -298,8 +358,22 @@ impl Scenario {
         if !self.control.collector_env.is_empty() && self.collector.is_none() {
             return Err("control.collector_env: the scenario has no [collector]".to_owned());
         }
+        if let Some(follow) = &self.follow {
+            follow.check()?;
+        }
+        match (&self.control.follow_wait, &self.follow) {
+            (Some(_), None) => {
+                return Err("control.follow_wait: the scenario has no [follow]".to_owned())
+            }
+            (Some(wait), Some(_)) => {
+                service_kit::cli::parse_duration(wait)
+                    .map_err(|e| format!("control.follow_wait: {e}"))?;
+            }
+            _ => {}
+        }
         let changes_something = !self.control.env.is_empty()
             || !self.control.collector_env.is_empty()
+            || self.control.follow_wait.is_some()
             || self
                 .control
                 .phase
@@ -362,6 +436,29 @@ query = "mode=sequential"
     }
 
     #[test]
+    fn a_followed_scenario_and_its_control_wait() {
+        let text = VALID
+            .replace(
+                "about = \"a test\"",
+                "about = \"a test\"\n[follow]\nexport_delay = \"5s\"",
+            )
+            .replace("a.p50 < 1s", "a.whole_first >= 100%")
+            .replace("[control.phase.a]\nquery = \"mode=sequential\"", "")
+            .replace(
+                "does = \"slower\"",
+                "does = \"shorter\"\nfollow_wait = \"1s\"",
+            );
+        let checked = Checked::parse("x.toml", &text).unwrap();
+        let follow = checked.scenario.follow.as_ref().unwrap();
+        assert_eq!(follow.export_delay(), std::time::Duration::from_secs(5));
+        assert_eq!(follow.timing().max_wait, std::time::Duration::from_secs(10));
+        let control = checked.control();
+        let waits = control.scenario.follow.as_ref().unwrap().timing().max_wait;
+        assert_eq!(waits, std::time::Duration::from_secs(1));
+        assert!(checked.needs().follow);
+    }
+
+    #[test]
     fn every_mistake_is_named() {
         for (text, says) in [
             (
@@ -403,6 +500,24 @@ query = "mode=sequential"
                     "about = \"a test\"\nenv = { OTEL_X = \"1\" }",
                 ),
                 "env OTEL_X: only the services' own settings",
+            ),
+            (
+                VALID.replace("a.p50 < 1s", "a.whole_first >= 100%"),
+                "no [follow]",
+            ),
+            (
+                VALID.replace(
+                    "does = \"slower\"",
+                    "does = \"slower\"\nfollow_wait = \"1s\"",
+                ),
+                "control.follow_wait: the scenario has no [follow]",
+            ),
+            (
+                VALID.replace(
+                    "about = \"a test\"",
+                    "about = \"a test\"\n[follow]\nexport_delay = \"soon\"",
+                ),
+                "follow.export_delay",
             ),
         ] {
             let error = error(&text);

@@ -43,6 +43,7 @@ impl Started {
         env: &BTreeMap<String, String>,
         seed: u64,
         export_to: Option<String>,
+        aggregator_export_delay: Option<Duration>,
     ) -> anyhow::Result<Started> {
         let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let receiver = otlp_receiver::start(ReceiverConfig {
@@ -72,6 +73,13 @@ impl Started {
         }
         // Quiet: the report is the output, not a line per stopped service.
         let mut children = Children::with_env(settings, inherited, true);
+        if let Some(delay) = aggregator_export_delay {
+            children.set_for(
+                "profile-aggregator",
+                "OTEL_BSP_SCHEDULE_DELAY",
+                delay.as_millis().to_string(),
+            );
+        }
         let listen = ["--listen", "127.0.0.1:0"];
         let users = children.start("user-service", &listen, &endpoint).await?;
         let orders = children.start("order-service", &listen, &endpoint).await?;

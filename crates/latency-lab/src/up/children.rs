@@ -44,6 +44,8 @@ pub(crate) struct Children {
     remove: Vec<String>,
     /// No line per stopped service (`scenario --json` keeps stdout JSON).
     quiet: bool,
+    /// Extra variables for one service, by name (applied last).
+    service_env: Vec<(&'static str, String, String)>,
 }
 
 /// How long a service may take to flush and exit after SIGTERM.
@@ -62,7 +64,14 @@ impl Children {
             env,
             remove,
             quiet,
+            service_env: Vec::new(),
         }
+    }
+
+    /// `key=value` for the service `name` only (a scenario's aggregator
+    /// exporting late).
+    pub(crate) fn set_for(&mut self, name: &'static str, key: &str, value: String) {
+        self.service_env.push((name, key.to_owned(), value));
     }
 
     /// Starts `latency-lab serve <name> <args>` exporting to `endpoint`;
@@ -104,6 +113,9 @@ impl Children {
             cmd = cmd.env_remove(key);
         }
         for (key, value) in &self.env {
+            cmd = cmd.env(key, value);
+        }
+        for (_, key, value) in self.service_env.iter().filter(|(n, _, _)| *n == name) {
             cmd = cmd.env(key, value);
         }
         let child = self.running.start(cmd).await?;

@@ -26,7 +26,7 @@ use trace_view::TraceId;
 
 /// How whole a trace's spans are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Shape {
+pub(crate) struct Shape {
     /// A span without a parent is there.
     pub has_root: bool,
     /// Parents that spans name and that have not arrived.
@@ -54,7 +54,7 @@ impl Shape {
 
 /// What to do with a quiet trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Decision {
+pub(crate) enum Decision {
     /// Not yet: it is not whole and has not waited `max_wait`.
     Wait,
     /// Print it: whole, or waited long enough (`cut_short`).
@@ -63,7 +63,7 @@ pub(super) enum Decision {
 
 /// The arrival times of the traces being followed.
 #[derive(Debug)]
-pub(super) struct Completion {
+pub(crate) struct Completion {
     quiet: Duration,
     max_wait: Duration,
     /// The largest gap seen between a trace's spans that came after it was

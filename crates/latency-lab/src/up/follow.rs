@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use otlp_receiver::{CollectedSpan, RunningReceiver};
+use otlp_receiver::{CollectedSpan, RunningReceiver, SpanStore};
 use tokio::sync::broadcast;
 use trace_view::model::collected_trace_id;
 use trace_view::TraceId;
@@ -117,57 +117,100 @@ pub(super) async fn follow_new_traces(
 ) {
     let store = receiver.store();
     let mut updates = store.subscribe();
-    let mut completion = Completion::new(timing.quiet, timing.max_wait);
-    // Spans that came before the subscription (an app that exported the
-    // moment the receiver listened) are in the store: follow them too.
-    let now = Instant::now();
-    for id in known_traces(receiver) {
-        let printed = view.printed_spans(id).is_some();
-        if !printed && !view.is_summarized(id) {
-            completion.arrived(id, false, now);
-        }
-    }
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut follower = Follower::new(timing);
+    follower.seed(&store.trace_ids(), view);
+    let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
             batch = updates.recv() => {
                 // A lagged feed only delays printing: the store has the spans.
                 if let Ok(batch) = batch {
-                    let now = Instant::now();
-                    let ids: HashSet<TraceId> = batch.iter().filter_map(collected_trace_id).collect();
-                    for id in ids {
-                        let printed = view.printed_spans(id).is_some();
-                        if printed || !view.is_summarized(id) {
-                            completion.arrived(id, printed, now);
-                        }
-                    }
+                    follower.arrived(&batch, view);
                 }
             }
             _ = tick.tick() => {
-                let now = Instant::now();
-                for id in completion.quiet_traces(now) {
-                    let spans = store.trace(&id.to_string());
-                    if spans.is_empty() {
-                        // Evicted before it was printed: counted as dropped.
-                        completion.forget(id);
-                        view.forget(id);
-                        continue;
-                    }
-                    if view.printed_spans(id) == Some(spans.len()) {
-                        // Nothing new (a span sent twice).
-                        completion.forget(id);
-                        continue;
-                    }
-                    let shape = Shape::of(&spans);
-                    if let Decision::Print { .. } = completion.decide(id, shape, now) {
-                        view.show_followed(&spans, Some(shape));
-                    }
-                }
-                completion.tidy(now);
+                follower.tick(store, view);
                 view.report_dropped(Some(receiver));
             }
             when = stats.next() => stats::print(receiver, view, when),
         }
+    }
+}
+
+/// How often quiet traces are looked at.
+pub(crate) const TICK: Duration = Duration::from_millis(250);
+
+/// What a [`Follower`] shows complete traces on: `up`'s and `view`'s
+/// [`TraceView`], or a scenario's record of what would have printed.
+pub(crate) trait Sink {
+    /// How many spans `id` had when last shown; `None` if never.
+    fn shown_spans(&self, id: TraceId) -> Option<usize>;
+    /// Traces not to follow (a load run's, summed up elsewhere).
+    fn ignores(&self, id: TraceId) -> bool;
+    /// Shows a complete trace (again, with late spans); `shape` says what
+    /// it lacks when shown before it was whole.
+    fn show(&mut self, spans: &[CollectedSpan], shape: Shape);
+    /// `id` left the store before it was shown.
+    fn evicted(&mut self, id: TraceId);
+}
+
+/// The follow loop's decisions, apart from where the spans come from and
+/// where traces go: [`Completion`] fed by arrivals, asked on every tick.
+pub(crate) struct Follower {
+    completion: Completion,
+}
+
+impl Follower {
+    pub(crate) fn new(timing: Timing) -> Self {
+        Follower {
+            completion: Completion::new(timing.quiet, timing.max_wait),
+        }
+    }
+
+    /// Traces already in the store before the feed was subscribed to (an
+    /// app that exported the moment the receiver listened).
+    pub(crate) fn seed(&mut self, ids: &[String], sink: &impl Sink) {
+        let now = Instant::now();
+        for id in ids.iter().filter_map(|id| TraceId::parse(id).ok()) {
+            if sink.shown_spans(id).is_none() && !sink.ignores(id) {
+                self.completion.arrived(id, false, now);
+            }
+        }
+    }
+
+    /// A batch of spans arrived.
+    pub(crate) fn arrived(&mut self, batch: &[CollectedSpan], sink: &impl Sink) {
+        let now = Instant::now();
+        let ids: HashSet<TraceId> = batch.iter().filter_map(collected_trace_id).collect();
+        for id in ids {
+            let shown = sink.shown_spans(id).is_some();
+            if shown || !sink.ignores(id) {
+                self.completion.arrived(id, shown, now);
+            }
+        }
+    }
+
+    /// Shows every trace that is complete now.
+    pub(crate) fn tick(&mut self, store: &SpanStore, sink: &mut impl Sink) {
+        let now = Instant::now();
+        for id in self.completion.quiet_traces(now) {
+            let spans = store.trace(&id.to_string());
+            if spans.is_empty() {
+                self.completion.forget(id);
+                sink.evicted(id);
+                continue;
+            }
+            if sink.shown_spans(id) == Some(spans.len()) {
+                // Nothing new (a span sent twice).
+                self.completion.forget(id);
+                continue;
+            }
+            let shape = Shape::of(&spans);
+            if let Decision::Print { .. } = self.completion.decide(id, shape, now) {
+                sink.show(&spans, shape);
+            }
+        }
+        self.completion.tidy(now);
     }
 }
 

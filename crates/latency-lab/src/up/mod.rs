@@ -18,8 +18,8 @@
 
 mod args;
 pub(crate) mod children;
-mod completion;
-mod follow;
+pub(crate) mod completion;
+pub(crate) mod follow;
 mod preflight;
 pub(crate) mod stats;
 mod tui;

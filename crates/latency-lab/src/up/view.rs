@@ -211,6 +211,25 @@ fn not_whole(shape: Shape) -> String {
     )
 }
 
+impl super::follow::Sink for TraceView {
+    fn shown_spans(&self, id: TraceId) -> Option<usize> {
+        self.printed_spans(id)
+    }
+
+    fn ignores(&self, id: TraceId) -> bool {
+        self.is_summarized(id)
+    }
+
+    fn show(&mut self, spans: &[CollectedSpan], shape: Shape) {
+        self.show_followed(spans, Some(shape));
+    }
+
+    /// Counted as dropped by the store already.
+    fn evicted(&mut self, id: TraceId) {
+        self.forget(id);
+    }
+}
+
 pub(super) fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

@@ -233,6 +233,21 @@ async fn view_prints_a_trace_without_its_root_after_the_longest_wait_and_says_so
     );
 }
 
+/// `view --forward UPSTREAM`, one trace of two spans sent to it and printed.
+async fn forward_one_trace(traces: &Path, upstream: &str, id: &str) -> Viewer {
+    let mut view = Viewer::start_with(traces, "200ms", "2s", &["--forward", upstream]).await;
+    let http = view.http.clone();
+    export(
+        &http,
+        id,
+        "any-app",
+        &[("a", None, "GET /"), ("b", Some("a"), "SELECT")],
+    )
+    .await;
+    view.until_saved("the forwarded trace", id).await;
+    view
+}
+
 /// `--forward`: what `view` receives goes on to a second receiver (here the
 /// lab's own, in the test; a collector or Jaeger in use), and the exit says
 /// how many exports were accepted there.
@@ -242,23 +257,8 @@ async fn view_forwards_what_it_receives_to_an_upstream_receiver() {
         .await
         .unwrap();
     let traces = tempfile::tempdir().unwrap();
-    let mut view = Viewer::start_with(
-        traces.path(),
-        "200ms",
-        "2s",
-        &["--forward", &upstream.http_endpoint()],
-    )
-    .await;
-    let http = view.http.clone();
     let id = "6bf92f3577b34da6a3ce929d0e0e4736";
-    export(
-        &http,
-        id,
-        "any-app",
-        &[("a", None, "GET /"), ("b", Some("a"), "SELECT")],
-    )
-    .await;
-    view.until_saved("the forwarded trace", id).await;
+    let view = forward_one_trace(traces.path(), &upstream.http_endpoint(), id).await;
     let spans = upstream
         .store()
         .wait_for_trace(id, 2, WAIT)
@@ -277,6 +277,31 @@ async fn view_forwards_what_it_receives_to_an_upstream_receiver() {
         )),
         "{out}"
     );
+}
+
+/// In front of the full stack: `view --forward` to a real Jaeger's OTLP/HTTP
+/// port, the trace readable from Jaeger's query API with its service and
+/// parent links, as well as printed here.
+#[tokio::test]
+async fn view_forwards_to_a_real_jaeger() {
+    let Some(bin) = jaeger_harness::jaeger_for_tests() else {
+        return;
+    };
+    let jaeger = jaeger_harness::Jaeger::start(&bin).expect("start Jaeger");
+    let traces = tempfile::tempdir().unwrap();
+    let id = "9bf92f3577b34da6a3ce929d0e0e4736";
+    let view = forward_one_trace(traces.path(), &jaeger.otlp_http_endpoint(), id).await;
+    let trace = jaeger
+        .query()
+        .unwrap()
+        .wait_for_trace(trace_view::TraceId::parse(id).unwrap(), 2, WAIT)
+        .await
+        .expect("Jaeger has the forwarded trace");
+    assert!(trace.spans.iter().all(|s| s.service == "any-app"));
+    let child = trace.spans.iter().find(|s| s.name == "SELECT").unwrap();
+    assert_eq!(child.parent_id.as_deref(), Some("000000000000000a"));
+    let out = view.stop().await.join("\n");
+    assert!(out.contains("1 export accepted, 0 failed"), "{out}");
 }
 
 /// `view` on a terminal, driven as a person would: a pseudo-terminal, keys
