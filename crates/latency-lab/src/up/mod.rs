@@ -93,14 +93,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// Starts the embedded receiver on `--otlp-grpc`/`--otlp-http` and makes
 /// the traces folder.
 async fn start_receiver(args: &ReceiverArgs) -> anyhow::Result<RunningReceiver> {
-    let receiver = otlp_receiver::start(ReceiverConfig {
+    let receiver = match otlp_receiver::start(ReceiverConfig {
         grpc_addr: args.otlp_grpc,
         http_addr: args.otlp_http,
         max_traces: usize::try_from(args.max_traces).unwrap_or(usize::MAX),
         forward_to: args.forward.clone(),
     })
     .await
-    .context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)")?;
+    {
+        Ok(receiver) => receiver,
+        Err(e @ otlp_receiver::ReceiverError::Forward { .. }) => bail!("--forward: {e}"),
+        Err(e) => return Err(e).context("cannot start the embedded OTLP receiver (is a collector already on 4317/4318? use --otlp-grpc/--otlp-http to move it, or --otlp-endpoint to send there)"),
+    };
     std::fs::create_dir_all(&args.traces_dir).with_context(|| {
         format!(
             "cannot create the traces folder {} (choose another with --traces-dir)",

@@ -488,3 +488,31 @@ mod interactive {
         assert!(dir.path().join(format!("traces/{fast}.json")).is_file());
     }
 }
+
+/// A `--forward` that cannot be used stops `view` and `up` at once, in one
+/// line naming the flag; so does `--forward` with `up --otlp-endpoint`
+/// (no embedded receiver to forward from).
+#[test]
+fn a_forward_that_cannot_work_is_one_line_naming_it() {
+    for (args, says) in [
+        (
+            vec!["view", "--plain", "--forward", "https://collector:4318"],
+            "error: --forward: cannot forward to \"https://collector:4318\": give an OTLP/HTTP base URL such as http://localhost:4318 (plain http: no TLS is built in)",
+        ),
+        (
+            vec!["up", "--forward", "http://localhost:4318", "--otlp-endpoint", "http://localhost:4317"],
+            "error: --forward sends on what the embedded receiver gets, and --otlp-endpoint http://localhost:4317 replaces that receiver: give one of them",
+        ),
+    ] {
+        let output = std::process::Command::new(LAB)
+            .args(&args)
+            .env("LATENCY_LAB_OTLP_GRPC", "127.0.0.1:0")
+            .env("LATENCY_LAB_OTLP_HTTP", "127.0.0.1:0")
+            .env("LATENCY_LAB_TRACES_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim_end(), says, "{args:?}");
+    }
+}
