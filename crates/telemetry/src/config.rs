@@ -275,6 +275,72 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
     /// sent with every span export request (`export/headers.rs`).
     pub otlp_headers: http::HeaderMap,
+    /// `OTEL_PROPAGATORS`: which context goes in and out with requests.
+    pub propagators: Propagators,
+}
+
+/// `OTEL_PROPAGATORS`: the specification's comma-separated list, of which
+/// latency-lab builds in `tracecontext` (W3C Trace Context, with the
+/// `traceresponse` answer) and `baggage` (W3C Baggage); `none` switches
+/// propagation off. The default is both. A propagator this build does not
+/// have (`b3`, `b3multi`, `jaeger`, `xray`, `ottrace`) stops the service
+/// naming the variable, rather than silently breaking every trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Propagators {
+    pub trace_context: bool,
+    pub baggage: bool,
+}
+
+impl Default for Propagators {
+    fn default() -> Self {
+        Propagators {
+            trace_context: true,
+            baggage: true,
+        }
+    }
+}
+
+/// The variable [`Propagators`] is read from.
+pub const PROPAGATORS_VAR: &str = "OTEL_PROPAGATORS";
+
+impl Propagators {
+    pub fn parse(value: &str) -> Result<Self, TelemetryError> {
+        let mut chosen = Propagators {
+            trace_context: false,
+            baggage: false,
+        };
+        let mut none = false;
+        for name in value.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+            match name.as_str() {
+                "tracecontext" => chosen.trace_context = true,
+                "baggage" => chosen.baggage = true,
+                "none" => none = true,
+                "" => {}
+                "b3" | "b3multi" | "jaeger" | "xray" | "ottrace" => {
+                    return Err(invalid(
+                        PROPAGATORS_VAR,
+                        value,
+                        &format!("{name} is not built into latency-lab (it has tracecontext, baggage and none)"),
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        PROPAGATORS_VAR,
+                        value,
+                        &format!("unknown propagator {name:?} (expected tracecontext, baggage or none)"),
+                    ))
+                }
+            }
+        }
+        if none && (chosen.trace_context || chosen.baggage) {
+            return Err(invalid(
+                PROPAGATORS_VAR,
+                value,
+                "none switches propagation off: it goes alone",
+            ));
+        }
+        Ok(chosen)
+    }
 }
 
 /// Who sends the spans.
@@ -492,6 +558,10 @@ impl TelemetryConfig {
         let span_export = SpanExportConfig::from_lookup(&non_empty)?;
         let span_exporter = SpanExporterKind::from_lookup(&non_empty)?;
         let otlp_headers = crate::export::headers::from_lookup(&non_empty)?;
+        let propagators = match non_empty(PROPAGATORS_VAR) {
+            Some(v) => Propagators::parse(&v)?,
+            None => Propagators::default(),
+        };
 
         Ok(Self {
             default_service_name,
@@ -507,6 +577,7 @@ impl TelemetryConfig {
             metrics,
             span_exporter,
             otlp_headers,
+            propagators,
         })
     }
 }
@@ -932,5 +1003,39 @@ mod tests {
                 .unwrap()
                 .sdk_disabled
         );
+    }
+
+    #[test]
+    fn otel_propagators_is_read_strictly() {
+        let both = Propagators::default();
+        assert_eq!(Propagators::parse("tracecontext,baggage").unwrap(), both);
+        assert_eq!(
+            Propagators::parse(" Baggage , TraceContext ").unwrap(),
+            both
+        );
+        assert_eq!(
+            Propagators::parse("baggage").unwrap(),
+            Propagators {
+                trace_context: false,
+                baggage: true
+            }
+        );
+        assert_eq!(
+            Propagators::parse("none").unwrap(),
+            Propagators {
+                trace_context: false,
+                baggage: false
+            }
+        );
+        for (value, says) in [
+            ("b3", "b3 is not built into latency-lab"),
+            ("tracecontext,xray", "xray is not built into latency-lab"),
+            ("w3c", "unknown propagator \"w3c\""),
+            ("none,baggage", "none switches propagation off"),
+        ] {
+            let error = Propagators::parse(value).unwrap_err().to_string();
+            assert!(error.contains("OTEL_PROPAGATORS"), "{error}");
+            assert!(error.contains(says), "{value}: {error}");
+        }
     }
 }

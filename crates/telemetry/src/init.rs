@@ -27,7 +27,7 @@ pub fn init(
     config: &TelemetryConfig,
     log_format: LogFormat,
 ) -> Result<TelemetryGuard, TelemetryError> {
-    propagation::install();
+    propagation::install_chosen(config.propagators);
 
     // One resource for both signals: a series and a span of this process
     // name the same service and instance.

@@ -86,6 +86,55 @@ async fn sdk_disabled_exports_nothing_but_context_still_propagates() {
     );
 }
 
+/// `OTEL_PROPAGATORS` on the aggregator: `baggage` alone continues no
+/// caller's trace and starts none downstream (each service its own trace),
+/// yet the baggage still reaches the mocks; `none` carries neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_propagators_chooses_what_goes_in_and_out() {
+    let caller = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let headers = [
+        ("traceparent", format!("00-{caller}-00f067aa0ba902b7-01")),
+        ("baggage", "latency.orders=700ms".to_owned()),
+    ];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for (propagators, baggage_arrives) in [("baggage", true), ("none", false)] {
+        let suite = Suite::start(Options {
+            order_latency: "20ms",
+            extra_env: vec![("profile-aggregator", "OTEL_PROPAGATORS", propagators)],
+            ..Options::default()
+        })
+        .await;
+        let response = suite.profile("3", "sequential", &headers).await;
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers().get("traceresponse").is_none(),
+            "{propagators}: no tracecontext, no traceresponse"
+        );
+        let receiver = suite.stop_services().await;
+        let spans = receiver.store().spans();
+        let aggregator = spans
+            .iter()
+            .find(|s| s.service_name == "profile-aggregator" && s.parent_span_id.is_none())
+            .unwrap_or_else(|| panic!("{propagators}: the aggregator's span is a root"));
+        assert_ne!(aggregator.trace_id, caller, "{propagators}");
+        let order_server = spans
+            .iter()
+            .find(|s| s.service_name == "order-service" && s.parent_span_id.is_none())
+            .unwrap_or_else(|| panic!("{propagators}: the order service starts its own trace"));
+        assert_ne!(order_server.trace_id, aggregator.trace_id, "{propagators}");
+        let query = spans
+            .iter()
+            .find(|s| s.service_name == "order-service" && s.name.starts_with("db.query"))
+            .unwrap();
+        let query_ms = (query.end_unix_nanos - query.start_unix_nanos) / 1_000_000;
+        assert_eq!(
+            query_ms >= 600,
+            baggage_arrives,
+            "{propagators}: the order query took {query_ms} ms (700 ms asked in baggage, 20 ms configured)"
+        );
+    }
+}
+
 #[test]
 fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
     for (key, value) in [
@@ -104,6 +153,9 @@ fn bad_telemetry_configuration_stops_the_service_with_a_clear_message() {
         ("OTEL_BSP_EXPORT_TIMEOUT", "30s"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s"),
         ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1"),
+        ("OTEL_PROPAGATORS", "b3"),
+        ("OTEL_PROPAGATORS", "tracecontext,carrier-pigeon"),
+        ("OTEL_PROPAGATORS", "none,baggage"),
     ] {
         let output = std::process::Command::new(LAB)
             .args(["serve", "user-service", "--listen", "127.0.0.1:0"])

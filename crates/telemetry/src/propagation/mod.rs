@@ -44,6 +44,27 @@ pub fn install() {
     install_with(W3cTraceContextPropagator::new());
 }
 
+/// Installs what `OTEL_PROPAGATORS` chose ([`crate::config::Propagators`]):
+/// W3C Trace Context (requests and `traceresponse`), W3C Baggage, both (the
+/// default), or none.
+pub fn install_chosen(chosen: crate::config::Propagators) {
+    let trace_context = W3cTraceContextPropagator::new();
+    if chosen.trace_context {
+        response::set_response_propagator(trace_context.clone());
+    } else {
+        response::set_response_propagator(response::NoopResponsePropagator);
+    }
+    let mut propagators: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
+        Vec::new();
+    if chosen.trace_context {
+        propagators.push(Box::new(trace_context));
+    }
+    if chosen.baggage {
+        propagators.push(Box::new(BoundedBaggagePropagator::new()));
+    }
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+}
+
 /// Installs `trace_context` on both sides of the process: with `baggage` as
 /// the global request propagator (`traceparent`/`tracestate` in and out),
 /// and as the response propagator (`traceresponse`), so one configuration
