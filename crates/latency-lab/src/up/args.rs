@@ -121,7 +121,8 @@ pub struct ReceiverArgs {
     /// While following traces, print the per-endpoint latency table (rate,
     /// errors, p50/p90/p99, max, from the histograms the services export)
     /// this often, e.g. 30s. The table is also printed at exit, after
-    /// `--load`, and whenever `up` gets SIGUSR1 (`kill -USR1 PID`).
+    /// `up --load`, and whenever the process gets SIGUSR1 (`kill -USR1
+    /// PID`); `view`'s interactive screen shows it on `t` instead.
     #[arg(long, value_name = "DURATION", value_parser = parse_stats_every)]
     pub stats_every: Option<Duration>,
     /// A trace is printed once no span of it has come for this long and it
