@@ -124,15 +124,17 @@ pub fn analyse(trace: &Trace) -> Analysis {
     }
 }
 
-/// Parent/child links by index, children sorted by start.
-struct Tree {
+/// Parent/child links by index, children sorted by start: a span whose
+/// parent is missing is a root, a duplicated id keeps its first span, and a
+/// parent cycle is cut so every span is reachable once.
+pub struct Tree {
     roots: Vec<usize>,
     children: Vec<Vec<usize>>,
     parent: Vec<Option<usize>>,
 }
 
 impl Tree {
-    fn new(trace: &Trace) -> Tree {
+    pub fn new(trace: &Trace) -> Tree {
         let spans = &trace.spans;
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, span) in spans.iter().enumerate() {
@@ -190,6 +192,17 @@ impl Tree {
             children,
             parent,
         }
+    }
+
+    /// Indices into `trace.spans` of the spans without a parent in the
+    /// trace, by start.
+    pub fn roots(&self) -> &[usize] {
+        &self.roots
+    }
+
+    /// The children of span `span`, by start.
+    pub fn children(&self, span: usize) -> &[usize] {
+        &self.children[span]
     }
 
     /// Pre-order walk without recursion (traces can be deep).

@@ -5,7 +5,7 @@
 //! parent only counts while the parent waited for it, as CRISP does). The
 //! callers reconcile the services' clocks first (`skew`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use trace_view::{analysis, Trace, TraceId};
 
@@ -40,26 +40,6 @@ pub struct Attribution {
 pub fn operation(trace: &Trace, span: usize) -> Operation {
     let s = &trace.spans[span];
     format!("{} {}", s.service, s.name)
-}
-
-/// Each span's children (indices into `trace.spans`, in span order) and
-/// the spans whose parent is not in the trace (roots and orphans).
-pub fn tree(trace: &Trace) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let ids: HashMap<&str, usize> = trace
-        .spans
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.span_id.as_str(), i))
-        .collect();
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); trace.spans.len()];
-    let mut roots = Vec::new();
-    for (i, s) in trace.spans.iter().enumerate() {
-        match s.parent_id.as_deref().and_then(|p| ids.get(p)) {
-            Some(&p) if p != i => children[p].push(i),
-            _ => roots.push(i),
-        }
-    }
-    (children, roots)
 }
 
 /// Attributes `trace`'s critical path, from its first root (the one that

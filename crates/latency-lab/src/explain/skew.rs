@@ -25,26 +25,23 @@
 //! Written here rather than taken from a crate: no Rust crate carries it,
 //! and it is thirty lines over trace-view's model.
 
+use trace_view::analysis::Tree;
 use trace_view::model::Value;
 use trace_view::{Span, Trace};
-
-use super::attribute::tree;
 
 /// `trace` with each process's clock moved into its caller's, and how many
 /// spans were moved.
 pub fn adjust(trace: &Trace) -> (Trace, usize) {
     let mut adjusted = trace.clone();
-    let (children, roots) = tree(trace);
+    // trace-view's tree: duplicated ids and parent cycles already sorted
+    // out, so each span is reached once.
+    let tree = Tree::new(trace);
     let mut moved = 0;
     // (span, its parent, the shift its process carries so far, µs). A
     // stack rather than recursion: a trace can be thousands of spans deep.
     let mut stack: Vec<(usize, Option<usize>, i64)> =
-        roots.into_iter().map(|r| (r, None, 0)).collect();
-    let mut seen = vec![false; trace.spans.len()];
+        tree.roots().iter().map(|&r| (r, None, 0)).collect();
     while let Some((span, parent, inherited)) = stack.pop() {
-        if std::mem::replace(&mut seen[span], true) {
-            continue; // a cycle of parent ids: each span once
-        }
         let shift = match parent {
             Some(p) if process(&trace.spans[p]) != process(&trace.spans[span]) => {
                 // The parent has already been moved; the child not yet.
@@ -60,7 +57,7 @@ pub fn adjust(trace: &Trace) -> (Trace, usize) {
             }
             moved += 1;
         }
-        for &child in &children[span] {
+        for &child in tree.children(span) {
             stack.push((child, Some(span), shift));
         }
     }

@@ -22,9 +22,10 @@
 
 use std::collections::HashMap;
 
-use trace_view::{analysis, Trace};
+use trace_view::analysis::{self, Tree};
+use trace_view::Trace;
 
-use super::attribute::{operation, tree};
+use super::attribute::operation;
 
 /// The root's duration, µs, with `op` made `faster` (0 to 1) by the model
 /// above; `None` for a trace without spans.
@@ -32,13 +33,10 @@ pub fn latency_if_faster(trace: &Trace, op: &str, faster: f64) -> Option<u64> {
     let a = analysis::analyse(trace);
     let root = a.root?;
     let self_us: HashMap<usize, u64> = a.rows.iter().map(|r| (r.span, r.self_us)).collect();
-    let (mut children, _) = tree(trace);
-    for list in &mut children {
-        list.sort_by_key(|&c| (trace.spans[c].start_us, c));
-    }
+    let tree = Tree::new(trace);
     let replay = Replay {
         trace,
-        children: &children,
+        tree: &tree,
         self_us: &self_us,
         op,
         faster,
@@ -50,7 +48,7 @@ pub fn latency_if_faster(trace: &Trace, op: &str, faster: f64) -> Option<u64> {
 
 struct Replay<'a> {
     trace: &'a Trace,
-    children: &'a [Vec<usize>],
+    tree: &'a Tree,
     self_us: &'a HashMap<usize, u64>,
     op: &'a str,
     faster: f64,
@@ -68,7 +66,7 @@ impl Replay<'_> {
         } else {
             0.0
         };
-        let kids = &self.children[span];
+        let kids = self.tree.children(span);
         let own_end = new_start + s.duration_us as f64 - saved;
         if kids.is_empty() || depth >= MAX_DEPTH {
             return own_end;

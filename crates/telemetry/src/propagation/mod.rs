@@ -3,8 +3,9 @@
 //!
 //! The OpenTelemetry API's global propagator is a no-op until something
 //! installs a real one; with the no-op, no `traceparent` is ever sent and every
-//! service starts its own trace. [`install`] is called by [`crate::init()`], so a
-//! service cannot forget it.
+//! service starts its own trace. [`install_chosen`] is called by
+//! [`crate::init()`] with `OTEL_PROPAGATORS`' choice, so a service cannot
+//! forget it.
 //!
 //! The stock `TraceContextPropagator` is lenient where the specification is
 //! not (first header line only, loose id and key checks, no white-space
@@ -39,14 +40,17 @@ pub use propagator::W3cTraceContextPropagator;
 pub use response::{ResponsePropagator, TRACERESPONSE};
 
 /// Installs W3C Trace Context (random trace-ids, as [`crate::init()`]'s
-/// provider makes them) and Baggage: see [`install_with`].
+/// provider makes them) and Baggage, `OTEL_PROPAGATORS`' default: see
+/// [`install_chosen`].
 pub fn install() {
-    install_with(W3cTraceContextPropagator::new());
+    install_chosen(crate::config::Propagators::default());
 }
 
-/// Installs what `OTEL_PROPAGATORS` chose ([`crate::config::Propagators`]):
-/// W3C Trace Context (requests and `traceresponse`), W3C Baggage, both (the
-/// default), or none.
+/// Installs what `OTEL_PROPAGATORS` chose ([`crate::config::Propagators`])
+/// on both sides of the process: W3C Trace Context as a request propagator
+/// (`traceparent`/`tracestate` in and out) and as the response propagator
+/// (`traceresponse`), so one configuration decides what all three headers
+/// say; W3C Baggage beside it; either alone, or none.
 pub fn install_chosen(chosen: crate::config::Propagators) {
     let trace_context = W3cTraceContextPropagator::new();
     if chosen.trace_context {
@@ -63,18 +67,6 @@ pub fn install_chosen(chosen: crate::config::Propagators) {
         propagators.push(Box::new(BoundedBaggagePropagator::new()));
     }
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
-}
-
-/// Installs `trace_context` on both sides of the process: with `baggage` as
-/// the global request propagator (`traceparent`/`tracestate` in and out),
-/// and as the response propagator (`traceresponse`), so one configuration
-/// decides what all three headers say.
-pub fn install_with(trace_context: W3cTraceContextPropagator) {
-    response::set_response_propagator(trace_context.clone());
-    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-        Box::new(trace_context),
-        Box::new(BoundedBaggagePropagator::new()),
-    ]));
 }
 
 /// The remote context carried by incoming request headers (an empty context

@@ -4,7 +4,7 @@
 //! OpenTelemetry's `TextMapPropagator` knows two directions, inject into an
 //! outgoing request and extract from an incoming one; a server's *answer* is
 //! a third. [`ResponsePropagator`] is that seam, and the process has one,
-//! installed next to the request-side propagator by [`super::install_with`]
+//! installed next to the request-side propagator by [`super::install_chosen`]
 //! from the same [`W3cTraceContextPropagator`] value: whatever configures
 //! the `traceparent` sent downstream (its random-id promise, say) configures
 //! the `traceresponse` sent upstream too. Until something is installed the
