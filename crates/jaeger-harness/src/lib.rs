@@ -13,6 +13,8 @@
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
+//! * [`otelcol_binary`] builds `deploy/collector/` (the scale-out pipeline's collector, with the
+//!   contrib `loadbalancing` exporter); [`Front`] and [`Sampler`] run its two tiers.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
@@ -34,6 +36,7 @@
 mod browser;
 mod error;
 mod locate;
+mod otelcol;
 mod process;
 mod prometheus;
 
@@ -44,6 +47,10 @@ pub use error::HarnessError;
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
     jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,
+};
+pub use otelcol::{
+    otelcol_binary, otelcol_for_tests, Front, FrontPorts, Sampler, SamplerPorts, FRONT_CONFIG,
+    OTELCOL_RELEASE, OTELCOL_SOURCE_DIR, SAMPLER_CONFIG,
 };
 pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,
