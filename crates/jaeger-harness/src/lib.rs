@@ -35,6 +35,7 @@
 
 mod browser;
 mod error;
+mod hash_ring;
 mod locate;
 mod otelcol;
 mod process;
@@ -44,13 +45,14 @@ use std::path::{Path, PathBuf};
 
 pub use browser::{chromium, chromium_for_tests, dump_dom};
 pub use error::HarnessError;
+pub use hash_ring::HashRing;
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
     jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,
 };
 pub use otelcol::{
-    otelcol_binary, otelcol_for_tests, Front, FrontPorts, Sampler, SamplerPorts, FRONT_CONFIG,
-    OTELCOL_RELEASE, OTELCOL_SOURCE_DIR, SAMPLER_CONFIG,
+    otelcol_binary, otelcol_for_tests, Front, FrontPorts, Sampler, SamplerPorts, ScaleOut,
+    FRONT_CONFIG, OTELCOL_RELEASE, OTELCOL_SOURCE_DIR, SAMPLER_CONFIG,
 };
 pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,

@@ -8,6 +8,7 @@
 //! exporter and its resolvers compile (about two minutes on 2 cores).
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -19,7 +20,9 @@ use crate::locate::{
     run_step_with, BuildLock, RemoveOnDrop,
 };
 use crate::process::{http_url, start_with_retries};
-use crate::{for_tests, free_loopback_addrs, repo_file, HarnessError, JaegerProcess};
+use crate::{
+    for_tests, free_loopback_addrs, repo_file, HarnessError, HashRing, Jaeger, JaegerProcess,
+};
 
 /// The distribution's sources, relative to the workspace root.
 pub const OTELCOL_SOURCE_DIR: &str = "deploy/collector";
@@ -207,12 +210,12 @@ pub struct Front {
 }
 
 impl Front {
-    /// Starts `binary` with `deploy/configs/front.yaml`, routing by `routing_key` (`traceID`,
-    /// `service`, ...) to `samplers`.
+    /// Starts `binary` with `deploy/configs/front.yaml`, sending to `samplers`, with extra
+    /// environment (`LB_ROUTING_KEY`: `traceID` by default, `service`, ...).
     pub fn start(
         binary: &Path,
         samplers: &[SocketAddr],
-        routing_key: &str,
+        extra_env: &[(&str, &str)],
     ) -> Result<Self, HarnessError> {
         let endpoints = format!(
             "[{}]",
@@ -240,7 +243,7 @@ impl Front {
                 .env("FRONT_HEALTHCHECK_ENDPOINT", ports.health.to_string())
                 .env("FRONT_METRICS_PORT", ports.metrics.port().to_string())
                 .env("SAMPLER_ENDPOINTS", &endpoints)
-                .env("LB_ROUTING_KEY", routing_key)
+                .envs(extra_env.iter().copied())
                 .health_check(ports.health, "/status")
                 .wait_for_port(ports.otlp_grpc)
                 .wait_for_port(ports.otlp_http)
@@ -257,5 +260,81 @@ impl Front {
     /// OTLP/HTTP base endpoint.
     pub fn otlp_http_endpoint(&self) -> String {
         http_url(self.ports.otlp_http)
+    }
+}
+
+/// The two collector tiers of `deploy/`, each sampler writing what it keeps to a [`Jaeger`] of
+/// its own, so that where a trace's spans went shows in which Jaeger holds them.
+#[derive(Debug)]
+pub struct ScaleOut {
+    /// One per sampler, in the samplers' order.
+    pub jaegers: Vec<Jaeger>,
+    pub samplers: Vec<Sampler>,
+    pub front: Front,
+    /// The front tier's ring, replayed: which sampler a routing key goes to.
+    pub ring: HashRing,
+}
+
+/// How many times [`ScaleOut::start`] draws sampler addresses to keep services apart.
+const APART_ATTEMPTS: usize = 20;
+
+impl ScaleOut {
+    /// Starts `samplers` Jaegers, a sampler in front of each and the front tier. `env` goes to
+    /// every collector (`TAIL_SAMPLING_*` for the samplers, `LB_ROUTING_KEY` for the front).
+    ///
+    /// `apart`: service names that must not all hash to one sampler. Routed by service, where
+    /// a service lands depends on the samplers' addresses (free ports, new each run); the
+    /// samplers are started again on fresh ports until the ring spreads these names, so a
+    /// control run that routes by service splits traces every time, not three times in four.
+    pub fn start(
+        jaeger: &Path,
+        otelcol: &Path,
+        samplers: usize,
+        env: &[(&str, &str)],
+        apart: &[&str],
+    ) -> Result<Self, HarnessError> {
+        let jaegers = (0..samplers)
+            .map(|_| Jaeger::start(jaeger))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut attempt = 0;
+        let (started, ring) = loop {
+            attempt += 1;
+            let started = jaegers
+                .iter()
+                .enumerate()
+                .map(|(i, j)| {
+                    Sampler::start(otelcol, &format!("sampler-{i}"), j.ports.otlp_grpc, env)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let ring = HashRing::new(
+                &started
+                    .iter()
+                    .map(|s| s.ports.otlp_grpc.to_string())
+                    .collect::<Vec<_>>(),
+            );
+            let landed: HashSet<Option<&str>> = apart
+                .iter()
+                .map(|name| ring.backend_for(name.as_bytes()))
+                .collect();
+            if apart.is_empty() || landed.len() > 1 || attempt == APART_ATTEMPTS {
+                break (started, ring);
+            }
+        };
+        let addresses: Vec<SocketAddr> = started.iter().map(|s| s.ports.otlp_grpc).collect();
+        let front = Front::start(otelcol, &addresses, env)?;
+        Ok(ScaleOut {
+            jaegers,
+            samplers: started,
+            front,
+            ring,
+        })
+    }
+
+    /// The index of the sampler (and Jaeger) a routing key goes to.
+    pub fn sampler_for(&self, key: &[u8]) -> Option<usize> {
+        let backend = self.ring.backend_for(key)?;
+        self.samplers
+            .iter()
+            .position(|s| s.ports.otlp_grpc.to_string() == backend)
     }
 }

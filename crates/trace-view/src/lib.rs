@@ -16,6 +16,7 @@
 
 pub mod analysis;
 mod client;
+pub mod completeness;
 pub mod jaeger_json;
 pub mod model;
 pub mod terminal;
