@@ -13,6 +13,8 @@
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
+//! * [`kube_tools_for_tests`] gives `kustomize`, `kubeconform` and local Kubernetes schemas
+//!   (built or fetched into the cache) to validate `deploy/`'s manifests offline.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
@@ -32,7 +34,9 @@
 //! ```
 
 mod browser;
+mod config_env;
 mod error;
+mod kubernetes;
 mod locate;
 mod process;
 mod prometheus;
@@ -40,7 +44,12 @@ mod prometheus;
 use std::path::{Path, PathBuf};
 
 pub use browser::{chromium, chromium_for_tests, dump_dom};
+pub use config_env::{env_references, substitute as substitute_env, EnvReference};
 pub use error::HarnessError;
+pub use kubernetes::{
+    kube_tools, kube_tools_for_tests, KubeTools, KubernetesError, Validation, KUBECONFORM_VERSION,
+    KUBERNETES_VALIDATE_VERSION, KUSTOMIZATION_DIR, KUSTOMIZE_VERSION, SCHEMA_KUBERNETES_VERSION,
+};
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
     jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,

@@ -82,7 +82,7 @@ impl LocateEnv {
     }
 }
 
-fn is_executable_file(path: &Path) -> bool {
+pub(crate) fn is_executable_file(path: &Path) -> bool {
     match fs::metadata(path) {
         Ok(meta) => meta.is_file() && is_executable(&meta),
         Err(_) => false,
@@ -101,7 +101,7 @@ fn is_executable(_meta: &fs::Metadata) -> bool {
 }
 
 /// Looks a program up on the given `PATH`.
-fn find_on_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+pub(crate) fn find_on_path(program: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     std::env::split_paths(path?)
         .filter(|dir| !dir.as_os_str().is_empty())
         .map(|dir| dir.join(program))
@@ -203,7 +203,7 @@ fn check_go_version(go: &Path) -> Result<(), HarnessError> {
 }
 
 /// A `go` command with the settings every build step uses.
-fn go_command(go: &Path) -> Command {
+pub(crate) fn go_command(go: &Path) -> Command {
     let mut command = Command::new(go);
     command
         .env("CGO_ENABLED", "0")
