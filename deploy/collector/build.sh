@@ -8,8 +8,8 @@
 # themselves download. Nothing goes unchecked: go.sum pins the hash of every module, and
 # -mod=readonly refuses to add one that is not there.
 set -euo pipefail
+out=$(realpath -m "${1:-$(dirname "${BASH_SOURCE[0]}")/otelcol-latency-lab}")
 cd "$(dirname "${BASH_SOURCE[0]}")"
-out=${1:-otelcol-latency-lab}
 GOSUMDB=off GOFLAGS="-mod=readonly -buildvcs=false" \
     go build -trimpath -ldflags='-s -w' -o "$out" .
 echo "built $out"

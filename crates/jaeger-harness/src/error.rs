@@ -24,6 +24,14 @@ pub enum HarnessError {
         off_path: Option<PathBuf>,
     },
 
+    /// No collector of `deploy/collector/` in the cache and no Go toolchain to build one.
+    #[error(
+        "no otelcol-latency-lab binary: OTELCOL_BIN is not set, none is cached for the current \
+         deploy/collector/ sources, and `go` is not on PATH to build one: install Go >= \
+         {MIN_GO_VERSION}, or set OTELCOL_BIN to a build of deploy/collector/ (its build.sh)"
+    )]
+    GoNotFoundForOtelcol,
+
     /// The Go toolchain on PATH is older than jaeger's go.mod asks for.
     #[error(
         "no Jaeger binary: `{go}` is {found}, but building jaeger {JAEGER_MODULE_VERSION} needs \

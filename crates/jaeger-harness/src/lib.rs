@@ -15,6 +15,8 @@
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
 //! * [`kube_tools_for_tests`] gives `kustomize`, `kubeconform` and local Kubernetes schemas
 //!   (built or fetched into the cache) to validate `deploy/`'s manifests offline.
+//! * [`otelcol_binary`] builds `deploy/collector/` (the scale-out pipeline's collector, with the
+//!   contrib `loadbalancing` exporter); [`Front`] and [`Sampler`] run its two tiers.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
 //!
@@ -38,6 +40,7 @@ mod config_env;
 mod error;
 mod kubernetes;
 mod locate;
+mod otelcol;
 mod process;
 mod prometheus;
 
@@ -53,6 +56,10 @@ pub use kubernetes::{
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
     jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,
+};
+pub use otelcol::{
+    otelcol_binary, otelcol_for_tests, Front, FrontPorts, Sampler, SamplerPorts, FRONT_CONFIG,
+    OTELCOL_RELEASE, OTELCOL_SOURCE_DIR, SAMPLER_CONFIG,
 };
 pub use process::{
     free_loopback_addrs, Collector, CollectorPorts, Jaeger, JaegerPorts, JaegerProcess,

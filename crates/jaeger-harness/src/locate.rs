@@ -18,7 +18,7 @@ const STALE_LOCK_AFTER: Duration = Duration::from_secs(30 * 60);
 /// Serialises builds within one process (tests of one binary run on parallel threads).
 static BUILD_MUTEX: Mutex<()> = Mutex::new(());
 
-fn progress(message: impl AsRef<str>) {
+pub(crate) fn progress(message: impl AsRef<str>) {
     eprintln!("jaeger-harness: {}", message.as_ref());
 }
 
@@ -184,7 +184,7 @@ fn parse_go_version(text: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-fn check_go_version(go: &Path) -> Result<(), HarnessError> {
+pub(crate) fn check_go_version(go: &Path) -> Result<(), HarnessError> {
     let output = go_command(go)
         .args(["env", "GOVERSION"])
         .stderr(Stdio::inherit())
@@ -218,9 +218,20 @@ pub(crate) fn go_command(go: &Path) -> Command {
 }
 
 fn run_step(go: &Path, dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
+    run_step_with(go, dir, args, &[])
+}
+
+/// [`run_step`] with extra environment variables (they win over [`go_command`]'s).
+pub(crate) fn run_step_with(
+    go: &Path,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(), HarnessError> {
     let shown = format!("go {}", args.join(" "));
     progress(format!("running `{shown}`"));
     let status = go_command(go)
+        .envs(env.iter().copied())
         .args(args)
         .current_dir(dir)
         // Only the binary's path may go to stdout: the build's own output goes to stderr.
@@ -239,7 +250,7 @@ fn run_step(go: &Path, dir: &Path, args: &[&str]) -> Result<(), HarnessError> {
 }
 
 /// Removes a temporary output file unless it was renamed into place.
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -297,14 +308,23 @@ fn build(go: &Path, target: &Path) -> Result<(), HarnessError> {
         scratch.path(),
         &["build", "-trimpath", &ldflags, "-o", &tmp_str, &tool],
     )?;
-    if !is_executable_file(&tmp_binary.0) {
+    move_into_place(&tmp_binary.0, target, started)
+}
+
+/// Moves a freshly built binary to `target`, once it is there.
+pub(crate) fn move_into_place(
+    built: &Path,
+    target: &Path,
+    started: std::time::Instant,
+) -> Result<(), HarnessError> {
+    if !is_executable_file(built) {
         return Err(HarnessError::io(
-            format!("`go build` left no executable at {tmp_str}"),
+            format!("`go build` left no executable at {}", built.display()),
             io::ErrorKind::NotFound.into(),
         ));
     }
     // rename(2) within one directory is atomic: readers see the old state or the whole binary.
-    fs::rename(&tmp_binary.0, target).map_err(|e| {
+    fs::rename(built, target).map_err(|e| {
         HarnessError::io(format!("cannot move the binary to {}", target.display()), e)
     })?;
     progress(format!(
@@ -334,11 +354,11 @@ fn clean_leftovers(dir: &Path) {
 }
 
 /// A cross-process build lock: a file created with `create_new`, removed on drop.
-struct BuildLock(PathBuf);
+pub(crate) struct BuildLock(PathBuf);
 
 impl BuildLock {
     /// `Ok(None)` when the target appeared while waiting for another build.
-    fn acquire(dir: &Path, target: &Path) -> Result<Option<BuildLock>, HarnessError> {
+    pub(crate) fn acquire(dir: &Path, target: &Path) -> Result<Option<BuildLock>, HarnessError> {
         let path = dir.join(".build.lock");
         let mut told = false;
         loop {
@@ -363,7 +383,7 @@ impl BuildLock {
                     }
                     if !told {
                         progress(format!(
-                            "another process is building Jaeger (lock {}); waiting",
+                            "another process is building (lock {}); waiting",
                             path.display()
                         ));
                         told = true;

@@ -27,6 +27,14 @@ enum Task {
     /// `JAEGER_BIN=$(cargo xtask jaeger)` works.
     #[command(verbatim_doc_comment)]
     Jaeger,
+    /// Print the path of otelcol-latency-lab, the collector of deploy/collector/ (the
+    /// scale-out pipeline's front and tail-sampling tiers), building it first if needed.
+    ///
+    /// Order: OTELCOL_BIN; else the cached build of the current sources (under the same cache
+    /// as `jaeger`); else `go build` in deploy/collector/ (GOSUMDB=off, go.sum pins every
+    /// hash; see deploy/collector/build.sh). Only the path goes to stdout.
+    #[command(verbatim_doc_comment)]
+    Otelcol,
     /// The cost of observing: the aggregator's CPU per request and its tail
     /// latency with tracing on, the SDK disabled, sampling off and metrics
     /// off, over interleaved rounds, with PASS/MISS against issue 15's
@@ -37,17 +45,23 @@ enum Task {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Task::Jaeger => match jaeger_harness::jaeger_binary() {
-            Ok(path) => {
-                println!("{}", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Task::Jaeger => print_path(jaeger_harness::jaeger_binary()),
+        Task::Otelcol => print_path(jaeger_harness::otelcol_binary()),
         Task::Bench(args) => bench(&args),
+    }
+}
+
+/// A built binary's path on stdout (so `$(cargo xtask …)` works), or the error on stderr.
+fn print_path(found: Result<std::path::PathBuf, jaeger_harness::HarnessError>) -> ExitCode {
+    match found {
+        Ok(path) => {
+            println!("{}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

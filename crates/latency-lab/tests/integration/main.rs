@@ -24,6 +24,7 @@ mod mock_timing;
 mod percentiles;
 mod propagation;
 mod remedies;
+mod scale_out;
 mod scenarios;
 mod server_limits;
 mod soak;
