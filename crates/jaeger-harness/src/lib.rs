@@ -12,6 +12,8 @@
 //!   fails like [`jaeger_for_tests`]) with `prometheus/prometheus.yml` scraping a [`Collector`]'s
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
+//! * [`kafka`]: a real Apache Kafka broker (jars from Maven, single-node KRaft) and the Jaeger
+//!   binary's Kafka roles (collector -> Kafka -> ingester with Badger), for the Kafka pipeline.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
 //!   HTTP API (`/api/services`, `/api/traces/{id}`, and the `wait_for_*` polling tests need).
@@ -33,6 +35,7 @@
 
 mod browser;
 mod error;
+pub mod kafka;
 mod locate;
 mod process;
 mod prometheus;
