@@ -6,9 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::groups::{parse_describe, GroupOffsets};
-use super::{
-    KafkaError, KafkaTools, KAFKA_LOG4J2, KAFKA_SERVER_PROPERTIES, KAFKA_TOOLS_LOG4J2,
-};
+use super::{KafkaError, KafkaTools, KAFKA_LOG4J2, KAFKA_SERVER_PROPERTIES, KAFKA_TOOLS_LOG4J2};
 use crate::process::free_loopback_addrs;
 use crate::{repo_file, HarnessError, JaegerProcess};
 
@@ -62,9 +60,8 @@ impl KafkaBroker {
         let (broker, controller) = (addrs[0], addrs[1]);
         let data = dir.path().join("data");
         let template_path = repo_file(KAFKA_SERVER_PROPERTIES);
-        let template = std::fs::read_to_string(&template_path).map_err(|e| {
-            HarnessError::io(format!("cannot read {}", template_path.display()), e)
-        })?;
+        let template = std::fs::read_to_string(&template_path)
+            .map_err(|e| HarnessError::io(format!("cannot read {}", template_path.display()), e))?;
         let properties = render(
             &template,
             &template_path,
@@ -160,7 +157,8 @@ impl KafkaBroker {
         let shown = format!("kafka-consumer-groups --describe --group {group}");
         // The tool prints some failures (an unknown group) as an `Error:` line and exits 0.
         let (stdout, stderr) = run_tool(command, &shown)?;
-        let output = format!("{stdout}{stderr}");
+        // A blank line ends the table before stderr's lines.
+        let output = format!("{stdout}\n\n{stderr}");
         parse_describe(&output).map_err(|reason| {
             KafkaError::UnexpectedOutput {
                 command: shown,
@@ -284,9 +282,9 @@ fn answers_api_versions(addr: SocketAddr) -> bool {
 fn is_port_clash(error: &HarnessError) -> bool {
     match error {
         HarnessError::ProcessExited { log_tail, .. }
-        | HarnessError::ReadinessTimeout { log_tail, .. } => {
-            log_tail.to_ascii_lowercase().contains("address already in use")
-        }
+        | HarnessError::ReadinessTimeout { log_tail, .. } => log_tail
+            .to_ascii_lowercase()
+            .contains("address already in use"),
         _ => false,
     }
 }
@@ -301,7 +299,15 @@ mod tests {
         let template = std::fs::read_to_string(&path).unwrap();
         let broker: SocketAddr = "127.0.0.1:19092".parse().unwrap();
         let controller: SocketAddr = "127.0.0.1:19093".parse().unwrap();
-        let text = render(&template, &path, broker, controller, Path::new("/x/data"), 5).unwrap();
+        let text = render(
+            &template,
+            &path,
+            broker,
+            controller,
+            Path::new("/x/data"),
+            5,
+        )
+        .unwrap();
         for line in [
             "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093",
             "advertised.listeners=PLAINTEXT://127.0.0.1:19092",

@@ -177,8 +177,7 @@ jaeger-ingester jaeger-spans    2          1               7               6    
 
     #[test]
     fn rebalancing_and_errors() {
-        let group =
-            parse_describe("\nWarning: Consumer group 'g' is rebalancing.\n").unwrap();
+        let group = parse_describe("\nWarning: Consumer group 'g' is rebalancing.\n").unwrap();
         assert!(group.rebalancing && group.partitions.is_empty());
         let error = parse_describe(
             "\nError: Executing consumer group command failed due to \
@@ -187,9 +186,9 @@ jaeger-ingester jaeger-spans    2          1               7               6    
         .unwrap_err();
         assert!(error.contains("GroupIdNotFoundException"), "{error}");
         assert!(parse_describe("something else").is_err());
-        assert!(parse_describe(
-            "GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET\ng t x 1 2\n"
-        )
-        .is_err());
+        assert!(
+            parse_describe("GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET\ng t x 1 2\n")
+                .is_err()
+        );
     }
 }

@@ -141,8 +141,8 @@ fn fingerprint(bytes: &[u8]) -> u32 {
 /// The POM and `<cache>/kafka-4.1.1-<fingerprint of the POM>/libs` (which may not exist yet).
 fn cached_libs() -> Result<(PathBuf, PathBuf), HarnessError> {
     let pom = repo_file(KAFKA_POM);
-    let pom_bytes =
-        fs::read(&pom).map_err(|e| HarnessError::io(format!("cannot read {}", pom.display()), e))?;
+    let pom_bytes = fs::read(&pom)
+        .map_err(|e| HarnessError::io(format!("cannot read {}", pom.display()), e))?;
     let dir = cache_root()?.join(format!(
         "kafka-{KAFKA_VERSION}-{:08x}",
         fingerprint(&pom_bytes)
@@ -180,7 +180,7 @@ fn copy_jars(mvn: &Path, pom: &Path, libs: &Path) -> Result<(), HarnessError> {
     let mut output_dir = std::ffi::OsString::from("-DoutputDirectory=");
     output_dir.push(&scratch);
     let status = Command::new(mvn)
-        .args(["-q", "-B", "-f"])
+        .args(["-q", "-B", "-Dstyle.color=never", "-f"])
         .arg(pom)
         .arg("dependency:copy-dependencies")
         .arg(output_dir)
@@ -193,7 +193,10 @@ fn copy_jars(mvn: &Path, pom: &Path, libs: &Path) -> Result<(), HarnessError> {
     if !status.success() || !has_jars(&scratch) {
         let _ = fs::remove_dir_all(&scratch);
         return Err(KafkaError::JarsNotCopied {
-            command: format!("mvn -q -B -f {} dependency:copy-dependencies", pom.display()),
+            command: format!(
+                "mvn -q -B -f {} dependency:copy-dependencies",
+                pom.display()
+            ),
             status,
         }
         .into());
@@ -223,7 +226,10 @@ mod tests {
     fn java_versions_parse() {
         let openjdk = "openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime Environment";
         assert_eq!(parse_java_major(openjdk), Some(17));
-        assert_eq!(parse_java_major("openjdk version \"21\" 2023-09-19"), Some(21));
+        assert_eq!(
+            parse_java_major("openjdk version \"21\" 2023-09-19"),
+            Some(21)
+        );
         assert_eq!(parse_java_major("java version \"1.8.0_402\""), Some(8));
         assert_eq!(parse_java_major("openjdk version \"11.0.2-ea\""), Some(11));
         assert_eq!(parse_java_major("no version here"), None);
@@ -232,6 +238,9 @@ mod tests {
     #[test]
     fn the_fingerprint_follows_the_pom() {
         assert_eq!(fingerprint(b""), 0x811c_9dc5);
-        assert_ne!(fingerprint(b"<version>4.1.1"), fingerprint(b"<version>4.1.2"));
+        assert_ne!(
+            fingerprint(b"<version>4.1.1"),
+            fingerprint(b"<version>4.1.2")
+        );
     }
 }

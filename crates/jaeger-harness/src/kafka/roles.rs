@@ -38,11 +38,23 @@ impl CollectorRolePorts {
     /// The config's environment variables for these ports.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("JAEGER_OTLP_GRPC_ENDPOINT".into(), self.otlp_grpc.to_string()),
-            ("JAEGER_OTLP_HTTP_ENDPOINT".into(), self.otlp_http.to_string()),
-            ("JAEGER_HEALTHCHECK_ENDPOINT".into(), self.health.to_string()),
+            (
+                "JAEGER_OTLP_GRPC_ENDPOINT".into(),
+                self.otlp_grpc.to_string(),
+            ),
+            (
+                "JAEGER_OTLP_HTTP_ENDPOINT".into(),
+                self.otlp_http.to_string(),
+            ),
+            (
+                "JAEGER_HEALTHCHECK_ENDPOINT".into(),
+                self.health.to_string(),
+            ),
             ("JAEGER_METRICS_HOST".into(), self.metrics.ip().to_string()),
-            ("JAEGER_METRICS_PORT".into(), self.metrics.port().to_string()),
+            (
+                "JAEGER_METRICS_PORT".into(),
+                self.metrics.port().to_string(),
+            ),
         ]
     }
 }
@@ -75,11 +87,23 @@ impl IngesterPorts {
     /// The config's environment variables for these ports.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
-            ("JAEGER_QUERY_HTTP_ENDPOINT".into(), self.query_http.to_string()),
-            ("JAEGER_QUERY_GRPC_ENDPOINT".into(), self.query_grpc.to_string()),
-            ("JAEGER_HEALTHCHECK_ENDPOINT".into(), self.health.to_string()),
+            (
+                "JAEGER_QUERY_HTTP_ENDPOINT".into(),
+                self.query_http.to_string(),
+            ),
+            (
+                "JAEGER_QUERY_GRPC_ENDPOINT".into(),
+                self.query_grpc.to_string(),
+            ),
+            (
+                "JAEGER_HEALTHCHECK_ENDPOINT".into(),
+                self.health.to_string(),
+            ),
             ("JAEGER_METRICS_HOST".into(), self.metrics.ip().to_string()),
-            ("JAEGER_METRICS_PORT".into(), self.metrics.port().to_string()),
+            (
+                "JAEGER_METRICS_PORT".into(),
+                self.metrics.port().to_string(),
+            ),
         ]
     }
 }
