@@ -12,6 +12,8 @@
 //!   fails like [`jaeger_for_tests`]) with `prometheus/prometheus.yml` scraping a [`Collector`]'s
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
+//! * [`kafka`]: a real Apache Kafka broker (jars from Maven, single-node KRaft) and the Jaeger
+//!   binary's Kafka roles (collector -> Kafka -> ingester with Badger), for the Kafka pipeline.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
 //! * [`kube_tools_for_tests`] gives `kustomize`, `kubeconform` and local Kubernetes schemas
 //!   (built or fetched into the cache) to validate `deploy/`'s manifests offline.
@@ -38,6 +40,7 @@
 mod browser;
 mod config_env;
 mod error;
+pub mod kafka;
 mod kubernetes;
 mod locate;
 mod otelcol;
