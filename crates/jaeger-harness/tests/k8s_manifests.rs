@@ -12,7 +12,8 @@
 use std::collections::BTreeMap;
 
 use jaeger_harness::{
-    env_references, kube_tools_for_tests, substitute_env, KubeTools, JAEGER_RELEASE,
+    env_references, jaeger_for_tests, kube_tools_for_tests, otelcol_for_tests, substitute_env,
+    KubeTools, JAEGER_RELEASE,
 };
 use serde::Deserialize;
 use serde_norway::Value;
@@ -512,4 +513,59 @@ fn rendered_manifests_wire_the_topology() {
     // The services' entry point.
     let (target, _) = resolve_endpoint(&docs, "otel-front:4317");
     assert_eq!(kind_name(target), ("Deployment", "otel-front"));
+}
+
+/// Every generated ConfigMap holds a config its program accepts (`validate`) with exactly the
+/// environment its container sets: the contrib collector's configs with the collector built
+/// from deploy/collector/ (same components and release as the image), Jaeger's with Jaeger.
+#[test]
+fn each_config_validates_with_its_containers_environment() {
+    let Some(tools) = kube_tools_for_tests() else {
+        return;
+    };
+    let Some(otelcol) = otelcol_for_tests() else {
+        return;
+    };
+    let Some(jaeger) = jaeger_for_tests() else {
+        return;
+    };
+    let docs = documents(&rendered(&tools));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut validated = Vec::new();
+    for workload in docs
+        .iter()
+        .filter(|d| matches!(kind_name(d).0, "Deployment" | "StatefulSet"))
+    {
+        let name = kind_name(workload).1;
+        let image = container(workload)["image"].as_str().expect("image");
+        let program = if image.starts_with("otel/opentelemetry-collector-contrib:") {
+            &otelcol
+        } else if image.starts_with("jaegertracing/jaeger:") {
+            &jaeger
+        } else {
+            continue;
+        };
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, mounted_config(&docs, workload)).expect("write config");
+        let output = std::process::Command::new(program)
+            .arg("validate")
+            .arg(format!("--config={}", file.display()))
+            .env_clear()
+            .envs(env(container(workload)))
+            .output()
+            .expect("run validate");
+        assert!(
+            output.status.success(),
+            "{name}: {} validate refused its ConfigMap with its environment:\n{}{}",
+            program.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        validated.push(name);
+    }
+    validated.sort_unstable();
+    assert_eq!(
+        validated,
+        ["jaeger", "jaeger-collector", "otel-front", "sampler"]
+    );
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use jaeger_harness::{
-    jaeger_for_tests, repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_UI_CONFIG,
-    TAIL_SAMPLING_OVERLAY,
+    jaeger_for_tests, otelcol_for_tests, repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG,
+    JAEGER_UI_CONFIG, TAIL_SAMPLING_OVERLAY,
 };
 
 /// Runs `jaeger <subcommand> --config ...` and returns (success, stdout, stderr).
@@ -232,4 +232,30 @@ fn scale_profile_jaeger_configs_are_valid_with_the_compose_environment() {
         &[("KAFKA_BROKERS", "{not: a list}")],
     );
     assert!(!ok, "validate accepted a mapping as the broker list");
+}
+
+/// The collector tiers of the compose `scale` profile: front.yaml and sampler.yaml with the
+/// environment compose gives them, accepted by the collector built from deploy/collector/ (the
+/// contrib image's components at the same release); a sampler list that is not a list is not.
+#[test]
+fn scale_profile_collector_configs_are_valid_with_the_compose_environment() {
+    let Some(bin) = otelcol_for_tests() else {
+        return;
+    };
+    for (service, config) in [
+        ("otel-front", "deploy/configs/front.yaml"),
+        ("sampler-1", "deploy/configs/sampler.yaml"),
+        ("sampler-2", "deploy/configs/sampler.yaml"),
+    ] {
+        let env = compose_environment(service);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_valid(&bin, &[repo_file(config)], &pairs);
+    }
+    let (ok, _, _) = run(
+        &bin,
+        "validate",
+        &[repo_file("deploy/configs/front.yaml")],
+        &[("SAMPLER_ENDPOINTS", "{not: a list}")],
+    );
+    assert!(!ok, "validate accepted a mapping as the sampler list");
 }
