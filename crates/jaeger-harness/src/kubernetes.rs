@@ -151,15 +151,21 @@ impl KubeTools {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| KubernetesError::io("cannot run kubeconform", e))?;
-        // The manifests are small (tens of KiB): written whole before reading the output.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(manifests.as_bytes())
-                .map_err(|e| KubernetesError::io("cannot write to kubeconform", e))?;
-        }
+        // Written from a thread while the output is read, so neither pipe can fill up and
+        // stall the other.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let manifests = manifests.to_owned();
+            std::thread::spawn(move || stdin.write_all(manifests.as_bytes()))
+        });
         let output = child
             .wait_with_output()
             .map_err(|e| KubernetesError::io("kubeconform did not finish", e))?;
+        if let Some(writer) = writer {
+            writer
+                .join()
+                .unwrap_or_else(|_| Ok(()))
+                .map_err(|e| KubernetesError::io("cannot write to kubeconform", e))?;
+        }
         Ok(Validation {
             valid: output.status.success(),
             report: format!(
