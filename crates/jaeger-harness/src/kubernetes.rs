@@ -163,7 +163,7 @@ impl KubeTools {
         if let Some(writer) = writer {
             writer
                 .join()
-                .unwrap_or_else(|_| Ok(()))
+                .unwrap_or(Ok(()))
                 .map_err(|e| KubernetesError::io("cannot write to kubeconform", e))?;
         }
         Ok(Validation {
