@@ -231,13 +231,34 @@ fn manifests_pass_strict_offline_validation() {
     );
 }
 
-/// The first occurrence of `from` in `yaml` replaced, asserting there was one.
-fn break_once(yaml: &str, from: &str, to: &str) -> String {
-    assert!(
-        yaml.contains(from),
-        "{from:?} not in the rendered manifests"
-    );
-    yaml.replacen(from, to, 1)
+/// A copy of `deploy/` (kustomization, manifests, configs) in a temporary folder, with the
+/// first `from` in `k8s/<file>` replaced by `to`, rendered by kustomize: kustomize passes such
+/// mistakes through, only the schema check can catch them.
+fn rendered_with_mistake(tools: &KubeTools, file: &str, from: &str, to: &str) -> String {
+    let source = jaeger_harness::repo_file(jaeger_harness::KUSTOMIZATION_DIR);
+    let copy = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        source.join("kustomization.yaml"),
+        copy.path().join("kustomization.yaml"),
+    )
+    .expect("copy kustomization.yaml");
+    for dir in ["k8s", "configs"] {
+        std::fs::create_dir(copy.path().join(dir)).expect("mkdir");
+        for entry in std::fs::read_dir(source.join(dir)).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                std::fs::copy(&path, copy.path().join(dir).join(path.file_name().unwrap()))
+                    .expect("copy");
+            }
+        }
+    }
+    let target = copy.path().join("k8s").join(file);
+    let text = std::fs::read_to_string(&target).expect("read");
+    assert!(text.contains(from), "{from:?} not in k8s/{file}");
+    std::fs::write(&target, text.replacen(from, to, 1)).expect("write");
+    tools
+        .build(copy.path())
+        .unwrap_or_else(|e| panic!("kustomize refused the copy: {e}"))
 }
 
 #[test]
@@ -245,8 +266,7 @@ fn strict_validation_refuses_a_misspelled_field() {
     let Some(tools) = kube_tools_for_tests() else {
         return;
     };
-    let yaml = rendered(&tools);
-    let broken = break_once(&yaml, "readinessProbe:", "readinesProbe:");
+    let broken = rendered_with_mistake(&tools, "jaeger.yaml", "readinessProbe:", "readinesProbe:");
     let validation = tools.validate(&broken).expect("kubeconform ran");
     assert!(
         !validation.valid,
@@ -254,9 +274,10 @@ fn strict_validation_refuses_a_misspelled_field() {
         validation.report
     );
     assert!(
-        validation
-            .report
-            .contains("additional properties 'readinesProbe' not allowed"),
+        validation.report.contains("Deployment jaeger is invalid")
+            && validation
+                .report
+                .contains("additional properties 'readinesProbe' not allowed"),
         "{}",
         validation.report
     );
@@ -272,8 +293,7 @@ fn validation_refuses_a_wrong_type() {
     let Some(tools) = kube_tools_for_tests() else {
         return;
     };
-    let yaml = rendered(&tools);
-    let broken = break_once(&yaml, "replicas: 2", "replicas: two");
+    let broken = rendered_with_mistake(&tools, "sampler.yaml", "replicas: 2", "replicas: two");
     let validation = tools.validate(&broken).expect("kubeconform ran");
     assert!(
         !validation.valid,
@@ -281,7 +301,8 @@ fn validation_refuses_a_wrong_type() {
         validation.report
     );
     assert!(
-        validation.report.contains("/spec/replicas")
+        validation.report.contains("StatefulSet sampler is invalid")
+            && validation.report.contains("/spec/replicas")
             && validation
                 .report
                 .contains("got string, want null or integer"),
