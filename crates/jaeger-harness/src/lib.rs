@@ -15,6 +15,8 @@
 //! * [`kafka`]: a real Apache Kafka broker (jars from Maven, single-node KRaft) and the Jaeger
 //!   binary's Kafka roles (collector -> Kafka -> ingester with Badger), for the Kafka pipeline.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
+//! * [`compose_loader_for_tests`] builds Docker Compose's own loader (compose-go) to check
+//!   `docker-compose.yml` as `docker compose config` would.
 //! * [`kube_tools_for_tests`] gives `kustomize`, `kubeconform` and local Kubernetes schemas
 //!   (built or fetched into the cache) to validate `deploy/`'s manifests offline.
 //! * [`otelcol_binary`] builds `deploy/collector/` (the scale-out pipeline's collector, with the
@@ -38,6 +40,7 @@
 //! ```
 
 mod browser;
+mod compose_loader;
 mod config_env;
 mod error;
 pub mod kafka;
@@ -50,6 +53,10 @@ mod prometheus;
 use std::path::{Path, PathBuf};
 
 pub use browser::{chromium, chromium_for_tests, dump_dom};
+pub use compose_loader::{
+    compose_loader, compose_loader_for_tests, load_compose, Loaded, COMPOSE_CHECK_DIR,
+    COMPOSE_GO_VERSION,
+};
 pub use config_env::{env_references, substitute as substitute_env, EnvReference};
 pub use error::HarnessError;
 pub use kubernetes::{

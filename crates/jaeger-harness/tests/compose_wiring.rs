@@ -12,8 +12,8 @@ use compose_spec::service::volumes::{self, Mount};
 use compose_spec::service::Command;
 use compose_spec::{Compose, Service};
 use jaeger_harness::{
-    env_references, repo_file, substitute_env, COLLECTOR_CONFIG, COLLECTOR_SCRAPE_JOB,
-    JAEGER_CONFIG, JAEGER_RELEASE, PROMETHEUS_CONFIG,
+    compose_loader_for_tests, env_references, load_compose, repo_file, substitute_env, Loaded,
+    COLLECTOR_CONFIG, COLLECTOR_SCRAPE_JOB, JAEGER_CONFIG, JAEGER_RELEASE, PROMETHEUS_CONFIG,
 };
 use serde_norway::Value;
 
@@ -1007,5 +1007,112 @@ fn scale_images_match_the_releases() {
             _ => format!("jaegertracing/jaeger:{JAEGER_RELEASE}"),
         };
         assert_eq!(image, expected, "{name}");
+    }
+}
+
+/// Services (sorted) and the JSON of what Docker Compose's own loader accepted.
+fn loaded_services(loaded: Loaded) -> (Vec<String>, serde_json::Value) {
+    match loaded {
+        Loaded::Accepted(json) => {
+            let services = json["services"].clone();
+            let mut names: Vec<String> = services
+                .as_object()
+                .expect("services")
+                .keys()
+                .cloned()
+                .collect();
+            names.sort_unstable();
+            (names, services)
+        }
+        Loaded::Refused(message) => panic!("Docker Compose's loader refused the file: {message}"),
+    }
+}
+
+/// The file as `docker compose config` sees it (compose-go: schema, interpolation, anchors,
+/// profiles, references): the default profile starts the demo alone and unchanged, `scale`
+/// adds the pipeline, and OTLP_GATEWAY moves the app services to the front.
+#[test]
+fn docker_composes_own_loader_accepts_both_profiles() {
+    let Some(loader) = compose_loader_for_tests() else {
+        return;
+    };
+    let file = repo_file("docker-compose.yml");
+    let (default, services) =
+        loaded_services(load_compose(&loader, &file, &[], &[]).expect("compose-check ran"));
+    assert_eq!(default, DEFAULT_SERVICES);
+    assert_eq!(
+        services["user-service"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://otel-collector:4317"
+    );
+
+    let (scale, services) = loaded_services(
+        load_compose(
+            &loader,
+            &file,
+            &["scale"],
+            &[("OTLP_GATEWAY", "otel-front")],
+        )
+        .expect("compose-check ran"),
+    );
+    let mut expected: Vec<&str> = DEFAULT_SERVICES
+        .iter()
+        .chain(&SCALE_SERVICES)
+        .copied()
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(scale, expected);
+    for (name, _) in APP_SERVICES {
+        assert_eq!(
+            services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://otel-front:4317",
+            "{name}"
+        );
+    }
+    // The anchor gave both samplers the whole definition.
+    for name in ["sampler-1", "sampler-2"] {
+        assert_eq!(
+            services[name]["environment"]["SAMPLER_EXPORT_ENDPOINT"],
+            "jaeger-kafka-collector:4317"
+        );
+        assert_eq!(services[name]["profiles"], serde_json::json!(["scale"]));
+    }
+}
+
+/// The check above can fail: the loader refuses a misspelled key and a dependency on a
+/// service that does not exist.
+#[test]
+fn docker_composes_own_loader_refuses_broken_copies() {
+    let Some(loader) = compose_loader_for_tests() else {
+        return;
+    };
+    let original = read("docker-compose.yml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "    environment:\n      # Every sampler",
+            "    enviroment:\n      # Every sampler",
+            "services.otel-front.enviroment",
+        ),
+        (
+            "      sampler-2:\n        condition: service_started",
+            "      sampler-3:\n        condition: service_started",
+            "undefined service \"sampler-3\"",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(
+            original.contains(from),
+            "{from:?} not in docker-compose.yml"
+        );
+        let copy = dir.path().join("docker-compose.yml");
+        std::fs::write(&copy, original.replacen(from, to, 1)).expect("write");
+        match load_compose(&loader, &copy, &["scale"], &[]).expect("compose-check ran") {
+            Loaded::Refused(message) => {
+                assert!(
+                    message.contains(expected),
+                    "{expected:?} not in {message:?}"
+                )
+            }
+            Loaded::Accepted(_) => panic!("the loader accepted a copy with {to:?}"),
+        }
     }
 }
