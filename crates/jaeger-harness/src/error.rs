@@ -80,6 +80,10 @@ pub enum HarnessError {
         log: PathBuf,
         log_tail: String,
     },
+
+    /// The Kafka broker or one of its tools failed.
+    #[error(transparent)]
+    Kafka(#[from] crate::kafka::KafkaError),
 }
 
 /// ` (a Go is in DIR: add DIR to PATH)`, when one is.

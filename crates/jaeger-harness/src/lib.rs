@@ -12,7 +12,13 @@
 //!   fails like [`jaeger_for_tests`]) with `prometheus/prometheus.yml` scraping a [`Collector`]'s
 //!   `prometheus` exporter, so a [`Jaeger`] started with `JAEGER_PROMETHEUS_URL` serves the
 //!   Monitor tab's `/api/metrics/*`.
+//! * [`kafka`]: a real Apache Kafka broker (jars from Maven, single-node KRaft) and the Jaeger
+//!   binary's Kafka roles (collector -> Kafka -> ingester with Badger), for the Kafka pipeline.
 //! * [`chromium_for_tests`] and [`dump_dom`] open a page in a real headless browser.
+//! * [`compose_loader_for_tests`] builds Docker Compose's own loader (compose-go) to check
+//!   `docker-compose.yml` as `docker compose config` would.
+//! * [`kube_tools_for_tests`] gives `kustomize`, `kubeconform` and local Kubernetes schemas
+//!   (built or fetched into the cache) to validate `deploy/`'s manifests offline.
 //! * [`otelcol_binary`] builds `deploy/collector/` (the scale-out pipeline's collector, with the
 //!   contrib `loadbalancing` exporter); [`Front`] and [`Sampler`] run its two tiers.
 //! * [`Jaeger::query`] gives trace-view's [`trace_view::JaegerClient`] for the running Jaeger's
@@ -34,8 +40,12 @@
 //! ```
 
 mod browser;
+mod compose_loader;
+mod config_env;
 mod error;
 mod hash_ring;
+pub mod kafka;
+mod kubernetes;
 mod locate;
 mod otelcol;
 mod process;
@@ -44,8 +54,17 @@ mod prometheus;
 use std::path::{Path, PathBuf};
 
 pub use browser::{chromium, chromium_for_tests, dump_dom};
+pub use compose_loader::{
+    compose_loader, compose_loader_for_tests, load_compose, Loaded, COMPOSE_CHECK_DIR,
+    COMPOSE_GO_VERSION,
+};
+pub use config_env::{env_references, substitute as substitute_env, EnvReference};
 pub use error::HarnessError;
 pub use hash_ring::HashRing;
+pub use kubernetes::{
+    kube_tools, kube_tools_for_tests, KubeTools, KubernetesError, Validation, KUBECONFORM_VERSION,
+    KUBERNETES_VALIDATE_VERSION, KUSTOMIZATION_DIR, KUSTOMIZE_VERSION, SCHEMA_KUBERNETES_VERSION,
+};
 pub use locate::{
     availability, cache_root, cached_binary_path, jaeger_binary, jaeger_binary_in,
     jaeger_for_tests, running_in_ci, skipped_line, Availability, LocateEnv,

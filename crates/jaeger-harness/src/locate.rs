@@ -203,7 +203,7 @@ pub(crate) fn check_go_version(go: &Path) -> Result<(), HarnessError> {
 }
 
 /// A `go` command with the settings every build step uses.
-fn go_command(go: &Path) -> Command {
+pub(crate) fn go_command(go: &Path) -> Command {
     let mut command = Command::new(go);
     command
         .env("CGO_ENABLED", "0")

@@ -12,8 +12,8 @@ use compose_spec::service::volumes::{self, Mount};
 use compose_spec::service::Command;
 use compose_spec::{Compose, Service};
 use jaeger_harness::{
-    repo_file, COLLECTOR_CONFIG, COLLECTOR_SCRAPE_JOB, JAEGER_CONFIG, JAEGER_RELEASE,
-    PROMETHEUS_CONFIG,
+    compose_loader_for_tests, env_references, load_compose, repo_file, substitute_env, Loaded,
+    COLLECTOR_CONFIG, COLLECTOR_SCRAPE_JOB, JAEGER_CONFIG, JAEGER_RELEASE, PROMETHEUS_CONFIG,
 };
 use serde_norway::Value;
 
@@ -115,6 +115,12 @@ fn resolve(value: &str, env: &BTreeMap<String, String>) -> String {
         Some((name, default)) => env.get(name).cloned().unwrap_or_else(|| default.to_owned()),
         None => value.to_owned(),
     }
+}
+
+/// What docker compose makes of `${VAR:-default}` in a value, with `shell` as the variables
+/// of the shell it runs in.
+fn interpolate(value: &str, shell: &BTreeMap<String, String>) -> String {
+    substitute_env(value, shell)
 }
 
 /// `http://host:port/...` or `host:port` -> (host, port).
@@ -242,8 +248,10 @@ fn services_export_to_the_collectors_otlp_grpc_port() {
         let endpoint = env
             .get("OTEL_EXPORTER_OTLP_ENDPOINT")
             .unwrap_or_else(|| panic!("{name}: no OTEL_EXPORTER_OTLP_ENDPOINT"));
+        // Unset, OTLP_GATEWAY leaves the demo as it was: the services send to otel-collector.
+        let endpoint = interpolate(endpoint, &BTreeMap::new());
         assert_eq!(
-            host_port(endpoint),
+            host_port(&endpoint),
             ("otel-collector".to_owned(), receiver_port),
             "{name}: OTLP endpoint {endpoint}"
         );
@@ -667,4 +675,444 @@ fn jaegers_monitor_tab_reads_that_prometheus() {
     let ui: serde_json::Value =
         serde_json::from_str(&read("jaeger/ui-config.json")).expect("ui-config.json");
     assert_eq!(ui["monitor"]["menuEnabled"], true);
+}
+
+// ---- The `scale` profile: the scale-out pipeline of deploy/ (see the compose file's header).
+
+/// The services of the default profile (what `docker compose up` starts), unchanged by the
+/// scale profile.
+const DEFAULT_SERVICES: [&str; 6] = [
+    "jaeger",
+    "order-service",
+    "otel-collector",
+    "profile-aggregator",
+    "prometheus",
+    "user-service",
+];
+
+/// The services only `--profile scale` starts.
+const SCALE_SERVICES: [&str; 7] = [
+    "jaeger-badger-init",
+    "jaeger-ingester",
+    "jaeger-kafka-collector",
+    "kafka",
+    "otel-front",
+    "sampler-1",
+    "sampler-2",
+];
+
+fn profiles(service: &Service) -> Vec<&str> {
+    service.profiles.iter().map(|p| p.as_str()).collect()
+}
+
+/// Every service's `depends_on`, as names.
+fn dependencies(service: &Service) -> Vec<String> {
+    match yaml_field(&service.depends_on) {
+        Value::Mapping(map) => map.keys().map(|k| k.as_str().unwrap().to_owned()).collect(),
+        Value::Sequence(list) => list
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The config file (repository path) a service is started with: the host side of the bind
+/// mount its `--config=` argument names.
+fn started_config(service: &Service) -> Option<PathBuf> {
+    let mounts = bind_mounts(service);
+    command(service).iter().find_map(|arg| {
+        let path = arg.strip_prefix("--config=")?;
+        mounts
+            .iter()
+            .find(|(_, target)| target == &PathBuf::from(path))
+            .map(|(host, _)| host.clone())
+    })
+}
+
+/// The value of `path` in the config a service runs, its `${env:..}` resolved with the
+/// service's environment.
+fn config_value(service: &Service, path: &[&str]) -> String {
+    let config = started_config(service).expect("a --config= file");
+    let parsed = yaml_file(config.to_str().expect("UTF-8 path"));
+    resolve_all(yaml_str(&parsed, path), &environment(service))
+}
+
+/// `${env:..}` references anywhere in `value`, resolved like the collector does.
+fn resolve_all(value: &str, env: &BTreeMap<String, String>) -> String {
+    substitute_env(value, env)
+}
+
+/// A YAML flow list as the configs take it: `[a:1, b:2]` -> ["a:1", "b:2"].
+fn flow_list(value: &str) -> Vec<String> {
+    serde_norway::from_str(value).unwrap_or_else(|e| panic!("{value:?}: {e}"))
+}
+
+/// The host ports a service publishes.
+fn published_ports(service: &Service) -> Vec<u16> {
+    let ports = yaml_field(&service.ports);
+    let Some(list) = ports.as_sequence() else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|entry| match entry {
+            Value::String(short) => {
+                let parts: Vec<&str> = short.split(':').collect();
+                assert!(parts.len() >= 2, "{short:?} publishes no fixed host port");
+                parts[parts.len() - 2].parse().expect("host port")
+            }
+            Value::Mapping(_) => {
+                let published = &entry["published"];
+                published
+                    .as_u64()
+                    .map(|p| p as u16)
+                    .or_else(|| published.as_str().and_then(|p| p.parse().ok()))
+                    .unwrap_or_else(|| panic!("no published port in {entry:?}"))
+            }
+            other => panic!("odd port entry {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn scale_services_exist_only_under_the_scale_profile() {
+    let compose = compose();
+    let mut default = Vec::new();
+    let mut scale = Vec::new();
+    for (name, svc) in &compose.services {
+        match profiles(svc).as_slice() {
+            [] => default.push(name.as_str()),
+            ["scale"] => scale.push(name.as_str()),
+            ["load"] => assert_eq!(name.as_str(), "load"),
+            other => panic!("{name}: unexpected profiles {other:?}"),
+        }
+    }
+    default.sort_unstable();
+    scale.sort_unstable();
+    assert_eq!(default, DEFAULT_SERVICES, "the default demo changed");
+    assert_eq!(scale, SCALE_SERVICES);
+}
+
+#[test]
+fn depends_on_names_services_a_profile_can_start() {
+    let compose = compose();
+    for (name, svc) in &compose.services {
+        for dependency in dependencies(svc) {
+            let target = service(&compose, &dependency);
+            // A service of the default profile cannot wait for one that only a profile starts.
+            if profiles(svc).is_empty() {
+                assert!(
+                    profiles(target).is_empty(),
+                    "{name} (default) depends on {dependency}, which only a profile starts"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn published_host_ports_are_unique() {
+    let compose = compose();
+    let mut owner: BTreeMap<u16, &str> = BTreeMap::new();
+    for (name, svc) in &compose.services {
+        for port in published_ports(svc) {
+            if let Some(other) = owner.insert(port, name.as_str()) {
+                panic!("host port {port} is published by both {other} and {name}");
+            }
+        }
+    }
+    // The scale pipeline's UI sits beside the demo's.
+    assert_eq!(owner.get(&16686), Some(&"jaeger"));
+    assert_eq!(owner.get(&16687), Some(&"jaeger-ingester"));
+}
+
+#[test]
+fn every_config_variable_without_a_default_is_set() {
+    let compose = compose();
+    let mut checked = Vec::new();
+    for (name, svc) in &compose.services {
+        let Some(config) = started_config(svc) else {
+            continue;
+        };
+        let env = environment(svc);
+        let text = read(config.to_str().expect("UTF-8 path"));
+        for reference in env_references(&text) {
+            if reference.default.is_none() {
+                assert!(
+                    env.contains_key(&reference.name),
+                    "{name}: {} needs {}, which the service does not set",
+                    config.display(),
+                    reference.name
+                );
+            }
+        }
+        checked.push(name.as_str());
+    }
+    for name in SCALE_SERVICES {
+        if !["kafka", "jaeger-badger-init"].contains(&name) {
+            assert!(checked.contains(&name), "{name} runs no --config= file");
+        }
+    }
+}
+
+#[test]
+fn scale_pipeline_is_wired_front_to_samplers_to_kafka_to_badger() {
+    let compose = compose();
+
+    // The app services reach the front when OTLP_GATEWAY names it, on its receiver's port.
+    let gateway = BTreeMap::from([("OTLP_GATEWAY".to_owned(), "otel-front".to_owned())]);
+    let front = service(&compose, "otel-front");
+    let front_port = host_port(&config_value(
+        front,
+        &["receivers", "otlp", "protocols", "grpc", "endpoint"],
+    ))
+    .1;
+    for (name, _) in APP_SERVICES {
+        let endpoint = &environment(service(&compose, name))["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        assert_eq!(
+            host_port(&interpolate(endpoint, &gateway)),
+            ("otel-front".to_owned(), front_port),
+            "{name}"
+        );
+    }
+
+    // The front lists every sampler, each on its receiver's port, and routes by trace id.
+    let front_env = environment(front);
+    let samplers: Vec<String> = flow_list(&front_env["SAMPLER_ENDPOINTS"]);
+    let names: Vec<String> = samplers.iter().map(|e| host_port(e).0).collect();
+    assert_eq!(names, ["sampler-1", "sampler-2"]);
+    assert_eq!(
+        config_value(front, &["exporters", "loadbalancing", "routing_key"]),
+        "traceID"
+    );
+    for endpoint in &samplers {
+        let (name, port) = host_port(endpoint);
+        let sampler = service(&compose, &name);
+        let receiver = config_value(
+            sampler,
+            &["receivers", "otlp", "protocols", "grpc", "endpoint"],
+        );
+        assert_eq!(host_port(&receiver).1, port, "{name}");
+        // Samplers -> the Jaeger collector role's OTLP/gRPC receiver.
+        let export = config_value(sampler, &["exporters", "otlp", "endpoint"]);
+        let (target, target_port) = host_port(&export);
+        assert_eq!(target, "jaeger-kafka-collector", "{name}");
+        let collector = service(&compose, &target);
+        let receiver = config_value(
+            collector,
+            &["receivers", "otlp", "protocols", "grpc", "endpoint"],
+        );
+        assert_eq!(host_port(&receiver).1, target_port, "{name}");
+    }
+
+    // Collector role and ingester use the broker's advertised address and one topic.
+    let kafka_env = environment(service(&compose, "kafka"));
+    let advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+        .strip_prefix("PLAINTEXT://")
+        .expect("a PLAINTEXT listener");
+    assert_eq!(host_port(advertised).0, "kafka");
+    let collector = service(&compose, "jaeger-kafka-collector");
+    let ingester = service(&compose, "jaeger-ingester");
+    assert_eq!(
+        flow_list(&config_value(collector, &["exporters", "kafka", "brokers"])),
+        [advertised]
+    );
+    assert_eq!(
+        flow_list(&config_value(ingester, &["receivers", "kafka", "brokers"])),
+        [advertised]
+    );
+    assert_eq!(
+        config_value(collector, &["exporters", "kafka", "traces", "topic"]),
+        config_value(ingester, &["receivers", "kafka", "traces", "topic"])
+    );
+
+    // Badger's folders are on a named volume (it outlives the container), handed to Jaeger's
+    // user by the init step before the ingester starts.
+    let badger_dir = config_value(
+        ingester,
+        &[
+            "extensions",
+            "jaeger_storage",
+            "backends",
+            "badger_store",
+            "badger",
+            "directories",
+            "keys",
+        ],
+    );
+    let volume_at = |svc: &Service| -> Vec<(String, PathBuf)> {
+        volumes::into_long_iter(svc.volumes.clone())
+            .filter_map(|mount| match mount {
+                Mount::Volume(v) => Some((
+                    yaml_field(&v.source).as_str()?.to_owned(),
+                    v.common.target.as_path().to_path_buf(),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    let (volume, target) = volume_at(ingester)
+        .into_iter()
+        .find(|(_, target)| std::path::Path::new(&badger_dir).starts_with(target))
+        .unwrap_or_else(|| panic!("Badger folder {badger_dir} is on no named volume"));
+    let init = service(&compose, "jaeger-badger-init");
+    assert!(volume_at(init).contains(&(volume.clone(), target.clone())));
+    assert!(
+        command(init)
+            .join(" ")
+            .contains(&target.display().to_string())
+            || serde_norway::to_string(&init.entrypoint)
+                .unwrap()
+                .contains(&target.display().to_string()),
+        "the init step does not touch {}",
+        target.display()
+    );
+    let deps = yaml_field(&ingester.depends_on);
+    assert_eq!(
+        deps["jaeger-badger-init"]["condition"].as_str(),
+        Some("service_completed_successfully")
+    );
+
+    // The ingester's UI is published from the port its config serves it on, and the health
+    // checks of both Jaeger roles probe their healthcheckv2 port.
+    let query = config_value(
+        ingester,
+        &["extensions", "jaeger_query", "http", "endpoint"],
+    );
+    let ports = serde_norway::to_string(&ingester.ports).unwrap();
+    assert!(
+        ports.contains(&format!("16687:{}", host_port(&query).1)),
+        "{ports}"
+    );
+    for svc in [collector, ingester] {
+        let health = config_value(svc, &["extensions", "healthcheckv2", "http", "endpoint"]);
+        let probe = serde_norway::to_string(&svc.healthcheck).unwrap();
+        assert!(
+            probe.contains(&format!("127.0.0.1:{}/status", host_port(&health).1)),
+            "{probe}"
+        );
+    }
+}
+
+#[test]
+fn scale_images_match_the_releases() {
+    let compose = compose();
+    for name in SCALE_SERVICES {
+        let image = service(&compose, name).image.as_ref().unwrap().to_string();
+        let expected = match name {
+            "otel-front" | "sampler-1" | "sampler-2" => {
+                "otel/opentelemetry-collector-contrib:0.140.1".to_owned()
+            }
+            "kafka" => "apache/kafka:4.1.1".to_owned(),
+            _ => format!("jaegertracing/jaeger:{JAEGER_RELEASE}"),
+        };
+        assert_eq!(image, expected, "{name}");
+    }
+}
+
+/// Services (sorted) and the JSON of what Docker Compose's own loader accepted.
+fn loaded_services(loaded: Loaded) -> (Vec<String>, serde_json::Value) {
+    match loaded {
+        Loaded::Accepted(json) => {
+            let services = json["services"].clone();
+            let mut names: Vec<String> = services
+                .as_object()
+                .expect("services")
+                .keys()
+                .cloned()
+                .collect();
+            names.sort_unstable();
+            (names, services)
+        }
+        Loaded::Refused(message) => panic!("Docker Compose's loader refused the file: {message}"),
+    }
+}
+
+/// The file as `docker compose config` sees it (compose-go: schema, interpolation, anchors,
+/// profiles, references): the default profile starts the demo alone and unchanged, `scale`
+/// adds the pipeline, and OTLP_GATEWAY moves the app services to the front.
+#[test]
+fn docker_composes_own_loader_accepts_both_profiles() {
+    let Some(loader) = compose_loader_for_tests() else {
+        return;
+    };
+    let file = repo_file("docker-compose.yml");
+    let (default, services) =
+        loaded_services(load_compose(&loader, &file, &[], &[]).expect("compose-check ran"));
+    assert_eq!(default, DEFAULT_SERVICES);
+    assert_eq!(
+        services["user-service"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+        "http://otel-collector:4317"
+    );
+
+    let (scale, services) = loaded_services(
+        load_compose(
+            &loader,
+            &file,
+            &["scale"],
+            &[("OTLP_GATEWAY", "otel-front")],
+        )
+        .expect("compose-check ran"),
+    );
+    let mut expected: Vec<&str> = DEFAULT_SERVICES
+        .iter()
+        .chain(&SCALE_SERVICES)
+        .copied()
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(scale, expected);
+    for (name, _) in APP_SERVICES {
+        assert_eq!(
+            services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://otel-front:4317",
+            "{name}"
+        );
+    }
+    // The anchor gave both samplers the whole definition.
+    for name in ["sampler-1", "sampler-2"] {
+        assert_eq!(
+            services[name]["environment"]["SAMPLER_EXPORT_ENDPOINT"],
+            "jaeger-kafka-collector:4317"
+        );
+        assert_eq!(services[name]["profiles"], serde_json::json!(["scale"]));
+    }
+}
+
+/// The check above can fail: the loader refuses a misspelled key and a dependency on a
+/// service that does not exist.
+#[test]
+fn docker_composes_own_loader_refuses_broken_copies() {
+    let Some(loader) = compose_loader_for_tests() else {
+        return;
+    };
+    let original = read("docker-compose.yml");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "    environment:\n      # Every sampler",
+            "    enviroment:\n      # Every sampler",
+            "services.otel-front.enviroment",
+        ),
+        (
+            "      sampler-2:\n        condition: service_started",
+            "      sampler-3:\n        condition: service_started",
+            "undefined service \"sampler-3\"",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(
+            original.contains(from),
+            "{from:?} not in docker-compose.yml"
+        );
+        let copy = dir.path().join("docker-compose.yml");
+        std::fs::write(&copy, original.replacen(from, to, 1)).expect("write");
+        match load_compose(&loader, &copy, &["scale"], &[]).expect("compose-check ran") {
+            Loaded::Refused(message) => {
+                assert!(
+                    message.contains(expected),
+                    "{expected:?} not in {message:?}"
+                )
+            }
+            Loaded::Accepted(_) => panic!("the loader accepted a copy with {to:?}"),
+        }
+    }
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use jaeger_harness::{
-    jaeger_for_tests, repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG, JAEGER_UI_CONFIG,
-    TAIL_SAMPLING_OVERLAY,
+    jaeger_for_tests, otelcol_for_tests, repo_file, COLLECTOR_CONFIG, JAEGER_CONFIG,
+    JAEGER_UI_CONFIG, TAIL_SAMPLING_OVERLAY,
 };
 
 /// Runs `jaeger <subcommand> --config ...` and returns (success, stdout, stderr).
@@ -183,4 +183,79 @@ fn tail_sampling_leaves_the_span_metrics_seeing_every_span() {
     assert_eq!(names("metrics", "exporters"), ["prometheus"]);
     assert!(names("traces", "processors").contains(&"tail_sampling".to_owned()));
     assert!(!names("traces", "exporters").contains(&"spanmetrics".to_owned()));
+}
+
+/// The environment a service of `docker-compose.yml` sets (its `environment:` mapping).
+fn compose_environment(service: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_file("docker-compose.yml")).expect("compose file");
+    let compose: serde_norway::Value = serde_norway::from_str(&text).expect("compose YAML");
+    let env = compose["services"][service]["environment"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("{service} has no environment mapping"));
+    env.iter()
+        .map(|(k, v)| {
+            let value = match v {
+                serde_norway::Value::String(s) => s.clone(),
+                other => serde_norway::to_string(other)
+                    .expect("scalar")
+                    .trim()
+                    .to_owned(),
+            };
+            (k.as_str().expect("name").to_owned(), value)
+        })
+        .collect()
+}
+
+/// The Jaeger roles of the compose `scale` profile: their configs (deploy/configs/), with the
+/// environment compose gives them, are accepted by the same Jaeger release the images run.
+#[test]
+fn scale_profile_jaeger_configs_are_valid_with_the_compose_environment() {
+    let Some(bin) = jaeger_for_tests() else {
+        return;
+    };
+    for (service, config) in [
+        (
+            "jaeger-kafka-collector",
+            "deploy/configs/jaeger-kafka-collector.yaml",
+        ),
+        ("jaeger-ingester", "deploy/configs/jaeger-ingester.yaml"),
+    ] {
+        let env = compose_environment(service);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_valid(&bin, &[repo_file(config)], &pairs);
+    }
+    // And validate does read those variables: a broker list that is not a list is refused.
+    let (ok, _, _) = run(
+        &bin,
+        "validate",
+        &[repo_file("deploy/configs/jaeger-ingester.yaml")],
+        &[("KAFKA_BROKERS", "{not: a list}")],
+    );
+    assert!(!ok, "validate accepted a mapping as the broker list");
+}
+
+/// The collector tiers of the compose `scale` profile: front.yaml and sampler.yaml with the
+/// environment compose gives them, accepted by the collector built from deploy/collector/ (the
+/// contrib image's components at the same release); a sampler list that is not a list is not.
+#[test]
+fn scale_profile_collector_configs_are_valid_with_the_compose_environment() {
+    let Some(bin) = otelcol_for_tests() else {
+        return;
+    };
+    for (service, config) in [
+        ("otel-front", "deploy/configs/front.yaml"),
+        ("sampler-1", "deploy/configs/sampler.yaml"),
+        ("sampler-2", "deploy/configs/sampler.yaml"),
+    ] {
+        let env = compose_environment(service);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_valid(&bin, &[repo_file(config)], &pairs);
+    }
+    let (ok, _, _) = run(
+        &bin,
+        "validate",
+        &[repo_file("deploy/configs/front.yaml")],
+        &[("SAMPLER_ENDPOINTS", "{not: a list}")],
+    );
+    assert!(!ok, "validate accepted a mapping as the sampler list");
 }

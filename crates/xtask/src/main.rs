@@ -35,6 +35,14 @@ enum Task {
     /// hash; see deploy/collector/build.sh). Only the path goes to stdout.
     #[command(verbatim_doc_comment)]
     Otelcol,
+    /// Validate deploy/'s Kubernetes manifests offline: `kustomize build deploy/` piped to
+    /// `kubeconform -strict` with local Kubernetes schemas; prints kubeconform's report.
+    ///
+    /// The tools come from KUSTOMIZE_BIN, KUBECONFORM_BIN and KUBERNETES_SCHEMAS_DIR, else
+    /// from the same cache as `jaeger`, built there with Go (kustomize, kubeconform) and
+    /// fetched with pip (the kubernetes-validate package's schemas) the first time.
+    #[command(verbatim_doc_comment)]
+    K8s,
     /// The cost of observing: the aggregator's CPU per request and its tail
     /// latency with tracing on, the SDK disabled, sampling off and metrics
     /// off, over interleaved rounds, with PASS/MISS against issue 15's
@@ -47,6 +55,7 @@ fn main() -> ExitCode {
     match cli.command {
         Task::Jaeger => print_path(jaeger_harness::jaeger_binary()),
         Task::Otelcol => print_path(jaeger_harness::otelcol_binary()),
+        Task::K8s => validate_manifests(),
         Task::Bench(args) => bench(&args),
     }
 }
@@ -57,6 +66,28 @@ fn print_path(found: Result<std::path::PathBuf, jaeger_harness::HarnessError>) -
         Ok(path) => {
             println!("{}", path.display());
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask k8s`: kubeconform's report on stdout; failure when a manifest is invalid.
+fn validate_manifests() -> ExitCode {
+    let checked = jaeger_harness::kube_tools().and_then(|tools| {
+        let manifests = tools.build_repository()?;
+        tools.validate(&manifests)
+    });
+    match checked {
+        Ok(validation) => {
+            print!("{}", validation.report);
+            if validation.valid {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");
