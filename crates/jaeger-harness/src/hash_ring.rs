@@ -153,6 +153,32 @@ mod tests {
         }
     }
 
+    /// Why a ring, not `hash % N`: a third sampler takes about a third of
+    /// the keys, all of them from the other two; none moves between those.
+    #[test]
+    fn a_third_backend_takes_about_a_third_of_the_keys_and_moves_no_others() {
+        let two = HashRing::new(&["sampler-0.sampler:4317", "sampler-1.sampler:4317"]);
+        let three = HashRing::new(&[
+            "sampler-0.sampler:4317",
+            "sampler-1.sampler:4317",
+            "sampler-2.sampler:4317",
+        ]);
+        let keys = 10_000u32;
+        let mut moved = 0;
+        for key in 0..keys {
+            let key = u128::from(key)
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_be_bytes();
+            let (before, after) = (two.backend_for(&key), three.backend_for(&key));
+            if before != after {
+                assert_eq!(after, Some("sampler-2.sampler:4317"));
+                moved += 1;
+            }
+        }
+        let share = f64::from(moved) / f64::from(keys);
+        assert!((0.2..0.45).contains(&share), "{share}");
+    }
+
     #[test]
     fn an_empty_ring_routes_nowhere() {
         assert_eq!(HashRing::new::<&str>(&[]).backend_for(b"x"), None);

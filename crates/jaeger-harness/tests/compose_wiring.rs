@@ -245,16 +245,22 @@ fn services_export_to_the_collectors_otlp_grpc_port() {
     for (name, port) in APP_SERVICES {
         let svc = service(&compose, name);
         let env = environment(svc);
-        let endpoint = env
-            .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .unwrap_or_else(|| panic!("{name}: no OTEL_EXPORTER_OTLP_ENDPOINT"));
-        // Unset, OTLP_GATEWAY leaves the demo as it was: the services send to otel-collector.
-        let endpoint = interpolate(endpoint, &BTreeMap::new());
-        assert_eq!(
-            host_port(&endpoint),
-            ("otel-collector".to_owned(), receiver_port),
-            "{name}: OTLP endpoint {endpoint}"
-        );
+        // Unset, OTLP_GATEWAY leaves the demo as it was: the services send spans (and
+        // metrics, always) to otel-collector.
+        for variable in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let endpoint = env
+                .get(variable)
+                .unwrap_or_else(|| panic!("{name}: no {variable}"));
+            let endpoint = interpolate(endpoint, &BTreeMap::new());
+            assert_eq!(
+                host_port(&endpoint),
+                ("otel-collector".to_owned(), receiver_port),
+                "{name}: {variable} {endpoint}"
+            );
+        }
         assert_eq!(env.get("OTEL_SERVICE_NAME").map(String::as_str), Some(name));
         assert_eq!(
             env.get("OTEL_BSP_SCHEDULE_DELAY").map(String::as_str),
@@ -868,10 +874,19 @@ fn scale_pipeline_is_wired_front_to_samplers_to_kafka_to_badger() {
     ))
     .1;
     for (name, _) in APP_SERVICES {
-        let endpoint = &environment(service(&compose, name))["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        // Spans to the front; metrics still to otel-collector (the tiers carry traces only).
+        let env = environment(service(&compose, name));
         assert_eq!(
-            host_port(&interpolate(endpoint, &gateway)),
+            host_port(&interpolate(
+                &env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
+                &gateway
+            )),
             ("otel-front".to_owned(), front_port),
+            "{name}"
+        );
+        assert_eq!(
+            host_port(&interpolate(&env["OTEL_EXPORTER_OTLP_ENDPOINT"], &gateway)).0,
+            "otel-collector",
             "{name}"
         );
     }
@@ -1063,7 +1078,13 @@ fn docker_composes_own_loader_accepts_both_profiles() {
     assert_eq!(scale, expected);
     for (name, _) in APP_SERVICES {
         assert_eq!(
-            services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://otel-front:4317",
+            services[name]["environment"]["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"],
+            "http://otel-front:4317",
+            "{name}"
+        );
+        assert_eq!(
+            services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            "http://otel-collector:4317",
             "{name}"
         );
     }

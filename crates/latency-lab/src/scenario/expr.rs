@@ -89,6 +89,9 @@ pub enum Measure {
     /// Share of the requests whose trace reached Jaeger through the
     /// scenario's collector (what a sampler kept).
     Kept,
+    /// Share of the requests whose trace is whole (`trace_view::completeness`)
+    /// in exactly one of the scenario's Jaegers, and in no other.
+    Whole,
     /// A quantile of `http.server.request.duration` as this service exported
     /// it (whole run: `all.metric_p99(profile-aggregator)`).
     Metric {
@@ -122,7 +125,7 @@ impl Measure {
                 follow: true,
                 ..Needs::default()
             },
-            Measure::Kept => Needs {
+            Measure::Kept | Measure::Whole => Needs {
                 jaeger: true,
                 ..Needs::default()
             },
@@ -164,6 +167,7 @@ impl Measure {
             "joined" => no_arg(Measure::Joined),
             "traces_per_request" => no_arg(Measure::TracesPerRequest),
             "kept" => no_arg(Measure::Kept),
+            "whole" => no_arg(Measure::Whole),
             "whole_first" => no_arg(Measure::WholeFirst),
             "printed_again" => no_arg(Measure::PrintedAgain),
             "share" => Ok(Measure::Share(status(arg)?)),
@@ -177,7 +181,7 @@ impl Measure {
             "metric_p50" => Ok(Measure::Metric { q: 0.5, service: text(arg)? }),
             "metric_p99" => Ok(Measure::Metric { q: 0.99, service: text(arg)? }),
             _ => Err(format!(
-                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, whole_first, printed_again, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), tail_share(OPERATION), typical_share(OPERATION), metric_p50(SERVICE), metric_p99(SERVICE))"
+                "unknown measure {name:?} (known: requests, p50, p90, p99, max, p50(STATUS)…, ok, share(STATUS), before_first(STATUS), joined, kept, whole, whole_first, printed_again, traces_per_request, calls(SERVICE), span_max(NAME), span_p50(NAME), critical_share(SERVICE), tail_share(OPERATION), typical_share(OPERATION), metric_p50(SERVICE), metric_p99(SERVICE))"
             )),
         }
     }
@@ -193,6 +197,7 @@ impl Measure {
             | Measure::Share(_)
             | Measure::Joined
             | Measure::Kept
+            | Measure::Whole
             | Measure::WholeFirst
             | Measure::PrintedAgain
             | Measure::TailShare(_)

@@ -21,6 +21,8 @@ pub struct PhaseResult {
     pub sent_trace_id: Option<TraceId>,
     /// With a collector: the phase's traces Jaeger holds.
     pub kept: Option<std::collections::HashSet<TraceId>>,
+    /// With a collector: the phase's traces whole in exactly one Jaeger.
+    pub whole: Option<std::collections::HashSet<TraceId>>,
     /// With `[follow]`: what would have printed, as `up` follows traces.
     pub shown: Option<super::follow::Shown>,
     /// `latency-lab explain` over `traces`, worked out once when first asked.
@@ -41,6 +43,7 @@ impl PhaseResult {
             traces,
             sent_trace_id,
             kept: None,
+            whole: None,
             shown: None,
             explained: std::sync::OnceLock::new(),
         }
@@ -108,6 +111,10 @@ fn measure_phase(phase: &PhaseResult, measure: &Measure) -> Option<f64> {
         Measure::Kept => {
             let kept = phase.kept.as_ref()?;
             share(&|r| r.trace_id.is_some_and(|id| kept.contains(&id)))
+        }
+        Measure::Whole => {
+            let whole = phase.whole.as_ref()?;
+            share(&|r| r.trace_id.is_some_and(|id| whole.contains(&id)))
         }
         Measure::WholeFirst => {
             let shown = phase.shown.as_ref()?;

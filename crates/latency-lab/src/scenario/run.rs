@@ -65,6 +65,7 @@ pub async fn run(checked: &Checked, options: &Options) -> anyhow::Result<Outcome
                 &scenario.env,
                 options.seed,
                 pipeline.as_ref().map(Pipeline::endpoint),
+                pipeline.as_ref().is_some_and(|p| !p.carries_metrics()),
                 scenario.follow.as_ref().map(|f| f.export_delay()),
             )
             .await?,
@@ -177,16 +178,29 @@ fn print_header(
             settings(&scenario.env)
         ),
     };
-    if let (Some(spec), Some(p)) = (&scenario.collector, pipeline) {
-        let mut files = vec!["otel-collector.yaml".to_owned()];
-        files.extend(spec.overlays.iter().cloned());
-        let _ = writeln!(
-            out,
-            "  spans: through the OpenTelemetry Collector ({}{}) into Jaeger at {}",
-            files.join(" + "),
-            settings(&spec.env),
-            p.query_url()
-        );
+    match (&scenario.collector, pipeline) {
+        (Some(spec), Some(p)) if spec.samplers.is_some() => {
+            let _ = writeln!(
+                out,
+                "  spans: through the front tier (deploy/configs/front.yaml) into {} tail samplers \
+                 (deploy/configs/sampler.yaml){}, each into its own Jaeger: {}",
+                p.query_urls().len(),
+                settings(&spec.env),
+                p.query_urls().join(", ")
+            );
+        }
+        (Some(spec), Some(p)) => {
+            let mut files = vec!["otel-collector.yaml".to_owned()];
+            files.extend(spec.overlays.iter().cloned());
+            let _ = writeln!(
+                out,
+                "  spans: through the OpenTelemetry Collector ({}{}) into Jaeger at {}",
+                files.join(" + "),
+                settings(&spec.env),
+                p.query_urls().join(", ")
+            );
+        }
+        _ => {}
     }
     let _ = writeln!(out);
 }
@@ -276,8 +290,9 @@ async fn run_phase(
     Ok((result, json))
 }
 
-/// What the collector let through to Jaeger, once its decisions are due:
-/// each phase's `kept`.
+/// What the collector(s) let through to Jaeger, once the decisions are due:
+/// each phase's `kept` and `whole`; a trace kept in pieces is shown with
+/// its span count in each Jaeger.
 async fn note_kept(
     out: &mut Out,
     pipeline: &Pipeline,
@@ -288,27 +303,52 @@ async fn note_kept(
         .values()
         .flat_map(|r| r.records.iter().filter_map(|rec| rec.trace_id))
         .collect();
-    let kept = pipeline.kept(&ids).await?;
+    let held = pipeline.held(&ids).await?;
+    let jaegers = pipeline.query_urls().len();
     for phase in &scenario.phases {
         let result = results.get_mut(&phase.name).expect("every phase ran");
-        let mine: HashSet<TraceId> = result
-            .records
-            .iter()
-            .filter_map(|r| r.trace_id)
-            .filter(|id| kept.contains(id))
-            .collect();
+        let mine = |set: &HashSet<TraceId>| -> HashSet<TraceId> {
+            result
+                .records
+                .iter()
+                .filter_map(|r| r.trace_id)
+                .filter(|id| set.contains(id))
+                .collect()
+        };
+        let (kept, whole) = (mine(&held.kept), mine(&held.whole));
         let _ = writeln!(
             out,
-            "phase {}: Jaeger holds {} of its {} traces",
+            "phase {}: {} of its {} traces kept, {} whole{}",
             phase.name,
-            mine.len(),
-            result.records.len()
+            kept.len(),
+            result.records.len(),
+            whole.len(),
+            if jaegers > 1 {
+                " in exactly one Jaeger"
+            } else {
+                ""
+            }
         );
-        result.kept = Some(mine);
+        let mut split: Vec<&TraceId> = kept.iter().filter(|id| !whole.contains(id)).collect();
+        split.sort();
+        for id in split.iter().take(SHOWN_IN_PIECES) {
+            let (counts, missing) = &held.pieces[*id];
+            let counts: Vec<String> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{n} in Jaeger {}", i + 1))
+                .collect();
+            let _ = writeln!(out, "  trace {id}: spans {}; {missing}", counts.join(", "));
+        }
+        result.kept = Some(kept);
+        result.whole = Some(whole);
     }
     let _ = writeln!(out);
     Ok(())
 }
+
+/// How many traces kept in pieces a phase lists.
+const SHOWN_IN_PIECES: usize = 3;
 
 /// Waits for the services' histograms to count every request, stops the
 /// services so their last export is in, and prints the endpoint table.

@@ -182,6 +182,12 @@ pub struct CollectorSpec {
     /// The collector's variables (`TAIL_SAMPLING_PERCENT`, …).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Instead of one collector, the scale-out pipeline of `deploy/`: a
+    /// front tier (`deploy/configs/front.yaml`, routing by `LB_ROUTING_KEY`)
+    /// sending to this many tail samplers (`sampler.yaml`), each into a
+    /// Jaeger of its own; `env` goes to every one of them.
+    #[serde(default)]
+    pub samplers: Option<usize>,
 }
 
 /// The fields of a phase a control may replace.
@@ -244,7 +250,7 @@ impl Checked {
         let reads_jaeger = conditions.iter().any(|c| c.needs().jaeger);
         if reads_jaeger && scenario.collector.is_none() {
             return Err(invalid(
-                "the claim reads what Jaeger kept (kept), but the scenario has no [collector]"
+                "the claim reads what Jaeger kept (kept, whole), but the scenario has no [collector]"
                     .to_owned(),
             ));
         }
@@ -353,6 +359,20 @@ impl Scenario {
         for name in self.control.phase.keys() {
             if !self.phases.iter().any(|p| &p.name == name) {
                 return Err(format!("control.phase.{name}: no phase of that name"));
+            }
+        }
+        if let Some(collector) = &self.collector {
+            match collector.samplers {
+                Some(n) if !(2..=8).contains(&n) => {
+                    return Err(format!("collector.samplers = {n}: from 2 to 8"))
+                }
+                Some(_) if !collector.overlays.is_empty() => {
+                    return Err(
+                        "collector.overlays: the samplers run deploy/configs/sampler.yaml, not overlays"
+                            .to_owned(),
+                    )
+                }
+                _ => {}
             }
         }
         if !self.control.collector_env.is_empty() && self.collector.is_none() {
@@ -504,6 +524,24 @@ query = "mode=sequential"
             (
                 VALID.replace("a.p50 < 1s", "a.whole_first >= 100%"),
                 "no [follow]",
+            ),
+            (
+                VALID.replace("a.p50 < 1s", "a.whole == 100%"),
+                "(kept, whole), but the scenario has no [collector]",
+            ),
+            (
+                VALID.replace(
+                    "about = \"a test\"",
+                    "about = \"a test\"\n[collector]\nsamplers = 1",
+                ),
+                "collector.samplers = 1: from 2 to 8",
+            ),
+            (
+                VALID.replace(
+                    "about = \"a test\"",
+                    "about = \"a test\"\n[collector]\nsamplers = 2\noverlays = [\"o.yaml\"]",
+                ),
+                "collector.overlays: the samplers run deploy/configs/sampler.yaml",
             ),
             (
                 VALID.replace(

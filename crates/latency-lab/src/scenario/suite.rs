@@ -38,11 +38,13 @@ impl Started {
     /// Starts the receiver and the three services with `env` (the
     /// scenario's start-up settings) and the mocks' seeds. With
     /// `export_to`, the services send their spans and metrics there (a
-    /// collector) instead of to the receiver.
+    /// collector) instead of to the receiver — their spans only, when
+    /// `metrics_to_receiver` (the scale-out pipeline carries traces alone).
     pub async fn start(
         env: &BTreeMap<String, String>,
         seed: u64,
         export_to: Option<String>,
+        metrics_to_receiver: bool,
         aggregator_export_delay: Option<Duration>,
     ) -> anyhow::Result<Started> {
         let any = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -68,6 +70,12 @@ impl Started {
         ));
         // The services' own log lines (an injected failure is an ERROR)
         // would interleave with the report: off, unless RUST_LOG asks.
+        if metrics_to_receiver {
+            settings.push((
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT".to_owned(),
+                receiver.grpc_endpoint(),
+            ));
+        }
         if std::env::var_os("RUST_LOG").is_none() {
             settings.push(("RUST_LOG".to_owned(), "off".to_owned()));
         }

@@ -64,6 +64,11 @@ async fn suite_via(front: &Front) -> Suite {
         otlp_endpoint: Some(front.otlp_grpc_endpoint()),
         user_latency: "10ms",
         order_latency: "10ms",
+        // The tiers are a traces pipeline: no metrics pipeline to send to.
+        extra_env: SERVICES
+            .iter()
+            .map(|s| (*s, "OTEL_METRICS_EXPORTER", "none"))
+            .collect(),
         ..Options::default()
     })
     .await
