@@ -12,11 +12,13 @@
 //!    not one trace is lost, partial or duplicated;
 //! 3. the traces stored before the crash are still served after it: their offsets were
 //!    committed before the crash, so they were not read from Kafka again — they come from
-//!    Badger's folder.
+//!    Badger's folder;
+//! 4. every message in Kafka is keyed by its trace id, and all messages of one trace are in one
+//!    partition.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -303,10 +305,14 @@ async fn spans_survive_an_ingester_outage_through_kafka_into_badger() {
     let ingester_rss = rss_mib(ingester_pid);
     let crashed_at = Instant::now();
     drop(ingester);
-    tokio::time::sleep(OUTAGE / 2).await;
+    // Past the crashed member's session timeout (the receiver's default, 10 s).
+    tokio::time::sleep(OUTAGE * 3 / 4).await;
     // Kafka holds what storage cannot take: the group has no member and its lag grows.
     let during = blocking(|| broker.group_offsets(GROUP)).expect("group offsets during the outage");
-    assert!(!during.has_members, "{during:?}");
+    assert!(
+        !during.has_members,
+        "the crashed ingester is still a member: {during:?}"
+    );
     assert!(
         during.total_lag() > 0,
         "nothing waits in Kafka while the ingester is down: {during:?}"
@@ -344,6 +350,40 @@ async fn spans_survive_an_ingester_outage_through_kafka_into_badger() {
     );
     assert_all_complete(&query, &loaded, Duration::from_secs(30)).await;
     assert_all_complete(&query, &first, Duration::from_secs(5)).await;
+
+    // One trace, one partition: the collector keyed every message by its trace id, so the
+    // frontend's and the backend's messages of a trace (exported separately) met in one
+    // partition, in order — what lets several ingesters share a topic.
+    let messages =
+        blocking(|| broker.topic_messages(TOPIC, after.total_log_end())).expect("read the topic");
+    assert_eq!(messages.len() as u64, after.total_log_end());
+    let mut partitions_of: BTreeMap<u128, BTreeSet<u32>> = BTreeMap::new();
+    for message in &messages {
+        let key = message.key.as_deref().expect("every message is keyed");
+        let id = u128::from_str_radix(key, 16).unwrap_or_else(|_| panic!("key {key:?}"));
+        partitions_of
+            .entry(id)
+            .or_default()
+            .insert(message.partition);
+    }
+    let sent_ids: BTreeSet<u128> = first.iter().chain(&loaded).map(|s| s.id.0).collect();
+    assert_eq!(
+        partitions_of.keys().copied().collect::<BTreeSet<_>>(),
+        sent_ids,
+        "the topic's keys are not the traces sent"
+    );
+    assert!(
+        messages.len() > partitions_of.len(),
+        "no trace took two messages: the check proves nothing"
+    );
+    let split: Vec<_> = partitions_of.iter().filter(|(_, p)| p.len() > 1).collect();
+    assert!(split.is_empty(), "traces split over partitions: {split:?}");
+    let used: BTreeSet<u32> = messages.iter().map(|m| m.partition).collect();
+    assert_eq!(
+        used,
+        (0..PARTITIONS).collect(),
+        "the traces spread over every partition"
+    );
 
     let spans = (first.len() + loaded.len()) * 4;
     let mib = |rss: Option<f64>| rss.map_or("?".to_owned(), |m| format!("{m:.0} MiB"));

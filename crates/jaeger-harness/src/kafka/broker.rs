@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::groups::{parse_describe, GroupOffsets};
+use super::messages::{parse_messages, TopicMessage};
 use super::{KafkaError, KafkaTools, KAFKA_LOG4J2, KAFKA_SERVER_PROPERTIES, KAFKA_TOOLS_LOG4J2};
 use crate::process::free_loopback_addrs;
 use crate::{repo_file, HarnessError, JaegerProcess};
@@ -164,6 +165,40 @@ impl KafkaBroker {
                 command: shown,
                 reason,
                 output,
+            }
+            .into()
+        })
+    }
+
+    /// The partition, offset and key of the first `count` messages of `topic` (all of them
+    /// when `count` is the sum of its end offsets); fewer when none comes for 10 s.
+    pub fn topic_messages(
+        &self,
+        topic: &str,
+        count: u64,
+    ) -> Result<Vec<TopicMessage>, HarnessError> {
+        let mut command = self.tools.java_command(&repo_file(KAFKA_TOOLS_LOG4J2));
+        command
+            .arg("org.apache.kafka.tools.consumer.ConsoleConsumer")
+            .args(["--bootstrap-server", &self.bootstrap()])
+            .args(["--topic", topic, "--from-beginning"])
+            .args([
+                "--max-messages",
+                &count.to_string(),
+                "--timeout-ms",
+                "10000",
+            ])
+            .args(["--property", "print.partition=true"])
+            .args(["--property", "print.offset=true"])
+            .args(["--property", "print.key=true"])
+            .args(["--property", "print.value=false"]);
+        let shown = format!("kafka-console-consumer --topic {topic}");
+        let (stdout, stderr) = run_tool(command, &shown)?;
+        parse_messages(&stdout).map_err(|reason| {
+            KafkaError::UnexpectedOutput {
+                command: shown,
+                reason,
+                output: format!("{stdout}\n{stderr}"),
             }
             .into()
         })

@@ -5,7 +5,8 @@
 //!   [`kafka_for_tests`] skips or fails like [`crate::jaeger_for_tests`].
 //! * [`KafkaBroker`] is a single-node KRaft broker (`deploy/kafka/server.properties`) on free
 //!   loopback ports, killed on drop; it creates topics and reads a consumer group's offsets
-//!   ([`GroupOffsets`], from Kafka's own `ConsumerGroupCommand`).
+//!   ([`GroupOffsets`], from Kafka's own `ConsumerGroupCommand`) and where a topic's messages
+//!   are, by key ([`TopicMessage`], from its console consumer).
 //! * [`KafkaCollector`] and [`KafkaIngester`] run the Jaeger binary with
 //!   `deploy/configs/jaeger-kafka-collector.yaml` and `deploy/configs/jaeger-ingester.yaml`.
 
@@ -13,12 +14,14 @@ mod broker;
 mod error;
 mod groups;
 mod jars;
+mod messages;
 mod roles;
 
 pub use broker::KafkaBroker;
 pub use error::KafkaError;
 pub use groups::{GroupOffsets, PartitionOffsets};
 pub use jars::{kafka_for_tests, kafka_tools, KafkaTools};
+pub use messages::TopicMessage;
 pub use roles::{CollectorRolePorts, IngesterPorts, KafkaCollector, KafkaIngester};
 
 /// The Kafka release the jars, the `apache/kafka` image and the tests use.
