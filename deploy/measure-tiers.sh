@@ -13,13 +13,15 @@
 # Binaries: JAEGER_BIN (default: `cargo xtask jaeger`), OTELCOL_BIN (default: `cargo xtask
 # otelcol`), TELEMETRYGEN (default: the OpenTelemetry load generator, `go install`ed into the
 # cache; its own releases are newer than the collector's, which does not matter: it only speaks
-# OTLP). SECONDS_PER_RATE (default 20).
+# OTLP). SECONDS_PER_RATE (default 20), WORKERS: the generator's senders (default 8; each
+# sends one batch at a time, so too few of them cap the rate before the collectors do).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(2000 5000 10000 20000)
 per_rate=${SECONDS_PER_RATE:-20}
+workers=${WORKERS:-8}
 cache=${LATENCY_LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/latency-lab}
 
 jaeger=${JAEGER_BIN:-$(cargo xtask jaeger)}
@@ -92,9 +94,9 @@ for rate in "${rates[@]}"; do
     s0=$(counter otelcol_exporter_sent_spans)
     r0=$(counter otelcol_receiver_refused_spans)
     f0=$(counter otelcol_exporter_send_failed_spans)
-    # Traces of 5 spans (a root, 4 children); --rate counts spans per worker, two workers.
+    # Traces of 5 spans (a root, 4 children); --rate counts spans per worker.
     "$telemetrygen" traces --otlp-endpoint 127.0.0.1:$((base + 50)) --otlp-insecure \
-        --workers 2 --child-spans 4 --rate "$((rate / 2))" --duration "${per_rate}s" \
+        --workers "$workers" --child-spans 4 --rate "$((rate / workers))" --duration "${per_rate}s" \
         >"$work/telemetrygen.log" 2>&1
     sleep 3
     a=$(($(counter otelcol_receiver_accepted_spans) - a0))
