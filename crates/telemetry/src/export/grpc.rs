@@ -16,7 +16,7 @@ use opentelemetry_sdk::Resource;
 use prost::Message as _;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::encode::{EncodedResource, EncodedSpan, Request};
 use super::headers;
@@ -35,17 +35,22 @@ pub(crate) struct GrpcSpanSink {
 
 impl GrpcSpanSink {
     /// A lazily connected channel to `endpoint`, each call bounded by
-    /// `timeout`. Call inside the Tokio runtime: the channel's connection
-    /// task lives there.
+    /// `timeout`, over TLS when `tls` is given (an `https://` endpoint).
+    /// Call inside the Tokio runtime: the channel's connection task lives
+    /// there.
     pub(crate) fn new(
         endpoint: &str,
         timeout: Duration,
         headers: http::HeaderMap,
+        tls: Option<ClientTlsConfig>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
+        let mut endpoint = Endpoint::from_shared(endpoint.to_owned())?
             .user_agent(headers::user_agent())?
-            .timeout(timeout)
-            .connect_lazy();
+            .timeout(timeout);
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             client: tonic::client::Grpc::new(channel),
             metadata: MetadataMap::from_headers(headers),

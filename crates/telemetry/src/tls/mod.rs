@@ -1,0 +1,65 @@
+//! OTLP export over TLS: `https://` endpoints for spans and metrics, over
+//! gRPC and OTLP/HTTP.
+//!
+//! A collector on the same host is reached over plain `http://`; a gateway
+//! shared by many teams is not, and its auth token
+//! (`OTEL_EXPORTER_OTLP_HEADERS`) must not cross the network in clear. The
+//! variables are the OTLP exporter specification's, each with a per-signal
+//! variant that wins over the generic one:
+//!
+//! - `OTEL_EXPORTER_OTLP_(TRACES_|METRICS_)CERTIFICATE`: PEM file of the CA
+//!   to trust *instead of* the system's store (a private CA in front of the
+//!   gateway). Unset, the system's store is used, read by
+//!   `rustls-native-certs` (the `SSL_CERT_FILE`/`SSL_CERT_DIR` and
+//!   `/etc/ssl/certs` that curl and the collector itself trust): a CA the
+//!   operator installed is trusted without rebuilding the binary, which a
+//!   compiled-in list (`webpki-roots`) would not do.
+//! - `OTEL_EXPORTER_OTLP_(TRACES_|METRICS_)CLIENT_CERTIFICATE` and
+//!   `_CLIENT_KEY`: the client's certificate chain and private key (PEM) for
+//!   mutual TLS; both or neither.
+//!
+//! They apply to `https://` endpoints only (the specification: "should only
+//! be used for a secure connection"): with an `http://` endpoint they are
+//! not read at all. A file that cannot be read or holds no PEM certificate
+//! (or key) stops the start naming the variable; a server whose certificate
+//! is not trusted is an export failure like any other, logged with its
+//! reason and retried.
+//!
+//! The cryptography is rustls with the `ring` provider: no OpenSSL to find
+//! at build or run time, no C library build beyond ring's few files.
+//! gRPC goes through tonic's own rustls connector ([`tonic_config`]);
+//! OTLP/HTTP through [`HttpsClient`] (hyper with hyper-rustls), because
+//! reqwest 0.13's rustls support brings the aws-lc provider.
+
+mod files;
+mod https_client;
+mod trust;
+
+pub(crate) use files::TlsVars;
+pub use files::{ClientIdentity, PemFile, TlsConfig};
+pub(crate) use https_client::HttpsClient;
+pub(crate) use trust::{rustls_config, tonic_config};
+
+use thiserror::Error;
+
+/// Why the TLS set-up of an `https://` endpoint cannot be built. Each names
+/// the variable to change.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error(
+        "no CA certificate found in the system's store (SSL_CERT_FILE, SSL_CERT_DIR, \
+         /etc/ssl/certs) to verify the https:// endpoint; install the CA certificates \
+         or name the CA's PEM file in {var}"
+    )]
+    NoSystemRoots { var: &'static str },
+    #[error("{certificate_var} and {key_var} are not a usable client identity: {reason}")]
+    ClientIdentity {
+        certificate_var: &'static str,
+        key_var: &'static str,
+        reason: String,
+    },
+    #[error("could not build the TLS configuration: {0}")]
+    Config(String),
+    #[error("could not start the OTLP/HTTPS client's thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
