@@ -63,7 +63,7 @@ impl GrpcSpanSink {
         client
             .ready()
             .await
-            .map_err(|e| format!("export failed: {}", chain(&e)))?;
+            .map_err(|e| crate::tls::explain(format!("export failed: {}", chain(&e))))?;
         let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
@@ -84,7 +84,7 @@ impl GrpcSpanSink {
                         text.push_str(&root);
                     }
                 }
-                text
+                crate::tls::explain(text)
             })?;
         if let Ok(answer) = ExportTraceServiceResponse::decode(response.into_inner()) {
             log_partial_success(&answer);

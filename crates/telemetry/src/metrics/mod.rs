@@ -29,6 +29,7 @@
 //! take their meter and duration histograms from here.
 
 mod buckets;
+mod reported;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -80,7 +81,7 @@ pub fn build_meter_provider(
     let provider = match exporter(config)? {
         Some(exporter) => builder
             .with_reader(
-                PeriodicReader::builder(exporter)
+                PeriodicReader::builder(reported::Reported::new(exporter))
                     .with_interval(config.metrics.interval)
                     .build(),
             )

@@ -167,6 +167,7 @@ impl HttpsClient {
         });
         task.await
             .map_err(|e| format!("export failed: the HTTPS client's runtime stopped: {e}"))?
+            .map_err(super::explain)
     }
 }
 

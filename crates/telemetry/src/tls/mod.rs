@@ -63,3 +63,41 @@ pub enum TlsError {
     #[error("could not start the OTLP/HTTPS client's thread: {0}")]
     Thread(#[source] std::io::Error),
 }
+
+/// A failed export's reason, shortened to what matters when the client
+/// refused the server's certificate (rustls's `invalid peer certificate:
+/// UnknownIssuer` names neither the cause in words nor the variable that
+/// fixes it), so that it fits a log field.
+pub(crate) fn explain(reason: String) -> String {
+    const REFUSED: &str = "invalid peer certificate: ";
+    let Some(at) = reason.find(REFUSED) else {
+        return reason;
+    };
+    let detail = reason[at + REFUSED.len()..].trim();
+    if detail.starts_with("UnknownIssuer") {
+        "the server's certificate is not trusted (UnknownIssuer): name its CA's PEM file in \
+         OTEL_EXPORTER_OTLP_CERTIFICATE"
+            .to_owned()
+    } else {
+        format!("the server's certificate is refused: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refused_certificate_is_said_in_words_with_the_variable() {
+        let grpc =
+            "export failed with gRPC code Unavailable: invalid peer certificate: UnknownIssuer";
+        let said = super::explain(grpc.to_owned());
+        assert!(said.contains("not trusted") && said.contains("OTEL_EXPORTER_OTLP_CERTIFICATE"));
+        assert!(said.chars().count() <= 128, "fits a log field: {said}");
+        let expired = "export failed: client error (Connect): invalid peer certificate: Expired";
+        assert_eq!(
+            super::explain(expired.to_owned()),
+            "the server's certificate is refused: Expired"
+        );
+        let refused = "export failed: Connection refused".to_owned();
+        assert_eq!(super::explain(refused.clone()), refused);
+    }
+}
