@@ -21,6 +21,9 @@ pub struct Seen {
     pub path: String,
     pub version: Version,
     pub authorization: Option<String>,
+    /// The client presented a certificate (verified by the server's
+    /// configuration when it asks for one).
+    pub client_certificate: bool,
 }
 
 pub struct TlsFront {
@@ -71,6 +74,7 @@ impl TlsFront {
                             return;
                         }
                     };
+                    let client_certificate = tls.get_ref().1.peer_certificates().is_some();
                     let service = service_fn(move |request: Request<Incoming>| {
                         let (recorded, h1, h2) = (recorded.clone(), h1.clone(), h2.clone());
                         async move {
@@ -81,6 +85,7 @@ impl TlsFront {
                                     .headers()
                                     .get("authorization")
                                     .map(|v| v.to_str().unwrap_or("<not text>").to_owned()),
+                                client_certificate,
                             });
                             // gRPC is HTTP/2; the receiver's gRPC port speaks
                             // it in clear (prior knowledge).

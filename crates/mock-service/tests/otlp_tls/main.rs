@@ -65,17 +65,18 @@ impl Protocol {
     }
 }
 
-/// A receiver with the TLS listener in front.
-async fn gateway(pki: &Pki) -> (RunningReceiver, TlsFront) {
+/// A receiver with the TLS listener in front, asking for a client
+/// certificate when `mutual`.
+async fn gateway(pki: &Pki, mutual: bool) -> (RunningReceiver, TlsFront) {
     let receiver = otlp_receiver::start(ReceiverConfig::default())
         .await
         .expect("receiver starts");
-    let front = TlsFront::start(
-        pki.server.clone(),
-        receiver.grpc_addr(),
-        receiver.http_addr(),
-    )
-    .await;
+    let server = if mutual {
+        pki.mutual_server.clone()
+    } else {
+        pki.server.clone()
+    };
+    let front = TlsFront::start(server, receiver.grpc_addr(), receiver.http_addr()).await;
     (receiver, front)
 }
 
@@ -161,10 +162,18 @@ async fn stop(child: ServiceChild, log: tokio::task::JoinHandle<String>) -> Stri
 
 /// A request, then its spans and the HTTP server metric at the receiver,
 /// every export through the TLS listener with the token.
-async fn exports_over_tls(protocol: Protocol, trust: Trust) {
+async fn exports_over_tls(protocol: Protocol, trust: Trust, mutual: bool) {
     let pki = Pki::new();
-    let (receiver, front) = gateway(&pki).await;
-    let env = export_env(protocol, &front, &[(trust.var, path(&pki.ca))]);
+    let (receiver, front) = gateway(&pki, mutual).await;
+    let mut more = vec![(trust.var, path(&pki.ca))];
+    if mutual {
+        more.push((
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            path(&pki.client_certificate),
+        ));
+        more.push(("OTEL_EXPORTER_OTLP_CLIENT_KEY", path(&pki.client_key)));
+    }
+    let env = export_env(protocol, &front, &more);
     let (child, log) = start(&env).await;
     assert_eq!(get_user(&child).await, "HTTP/1.1 200 OK");
 
@@ -200,13 +209,17 @@ async fn exports_over_tls(protocol: Protocol, trust: Trust) {
     for request in &seen {
         assert_eq!(request.authorization.as_deref(), Some(TOKEN), "{request:?}");
         assert_eq!(request.version, protocol.version(), "{request:?}");
+        assert_eq!(request.client_certificate, mutual, "{request:?}");
     }
     assert!(
         front.failed_handshakes().is_empty(),
         "{:?}",
         front.failed_handshakes()
     );
-    let says = format!("tls={}", trust.logged);
+    let mut says = format!("tls={}", trust.logged);
+    if mutual {
+        says.push_str(", client certificate of OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+    }
     assert!(
         log.contains("https://127.0.0.1") && log.matches(&says).count() == 2,
         "the start-up lines of both signals name the endpoint and say {says:?}: {log}"
@@ -231,12 +244,12 @@ const SYSTEM_STORE: Trust = Trust {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_over_tls_with_the_ca_variable_delivers_spans_and_metrics_with_the_token() {
-    exports_over_tls(Protocol::Grpc, CA_VARIABLE).await;
+    exports_over_tls(Protocol::Grpc, CA_VARIABLE, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_over_tls_with_the_ca_variable_delivers_spans_and_metrics_with_the_token() {
-    exports_over_tls(Protocol::HttpProtobuf, CA_VARIABLE).await;
+    exports_over_tls(Protocol::HttpProtobuf, CA_VARIABLE, false).await;
 }
 
 /// Without the variable the system's store is used: here one holding the
@@ -244,9 +257,45 @@ async fn http_over_tls_with_the_ca_variable_delivers_spans_and_metrics_with_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_protocols_trust_the_system_store_when_no_ca_is_named() {
     tokio::join!(
-        exports_over_tls(Protocol::Grpc, SYSTEM_STORE),
-        exports_over_tls(Protocol::HttpProtobuf, SYSTEM_STORE),
+        exports_over_tls(Protocol::Grpc, SYSTEM_STORE, false),
+        exports_over_tls(Protocol::HttpProtobuf, SYSTEM_STORE, false),
     );
+}
+
+/// Mutual TLS: the client certificate and key variables make the service
+/// present its certificate to a server that asks for one; without them
+/// that server refuses the handshake and nothing arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_presents_the_client_certificate() {
+    tokio::join!(
+        exports_over_tls(Protocol::Grpc, CA_VARIABLE, true),
+        exports_over_tls(Protocol::HttpProtobuf, CA_VARIABLE, true),
+        refused_without_client_certificate(),
+    );
+}
+
+async fn refused_without_client_certificate() {
+    let pki = Pki::new();
+    let (receiver, front) = gateway(&pki, true).await;
+    let env = export_env(
+        Protocol::Grpc,
+        &front,
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&pki.ca))],
+    );
+    let (child, log) = start(&env).await;
+    assert_eq!(get_user(&child).await, "HTTP/1.1 200 OK");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while front.failed_handshakes().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = front.failed_handshakes();
+    assert!(
+        refused.iter().any(|e| e.contains("certificate")),
+        "the server refused a client without certificate: {refused:?}"
+    );
+    stop(child, log).await;
+    assert!(front.seen().is_empty(), "{:?}", front.seen());
+    assert!(receiver.store().spans().is_empty());
 }
 
 /// A server whose CA is not trusted (the store holds an unrelated CA):
@@ -254,7 +303,7 @@ async fn both_protocols_trust_the_system_store_when_no_ca_is_named() {
 /// still answers.
 async fn untrusted(protocol: Protocol) {
     let pki = Pki::new();
-    let (receiver, front) = gateway(&pki).await;
+    let (receiver, front) = gateway(&pki, false).await;
     let env = export_env(protocol, &front, &[("SSL_CERT_FILE", path(&pki.other_ca))]);
     let (child, log) = start(&env).await;
     for _ in 0..3 {
