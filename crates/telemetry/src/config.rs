@@ -7,6 +7,10 @@
 //! `OTEL_TRACES_SAMPLER=always-on` stops the service with a clear message, and
 //! so that the resolution rules (which endpoint wins, which path is appended)
 //! are unit-tested rather than assumed.
+//!
+//! Endpoints are `http://` or `https://`; for `https://` the TLS variables
+//! (`OTEL_EXPORTER_OTLP_(TRACES_|METRICS_)CERTIFICATE`, `_CLIENT_CERTIFICATE`,
+//! `_CLIENT_KEY`) are read here too, their files checked ([`crate::tls`]).
 
 use std::time::Duration;
 
