@@ -13,7 +13,7 @@ use crate::config::{OtlpProtocol, Signal, SpanExporterKind, TelemetryConfig};
 use crate::export::grpc::GrpcSpanSink;
 use crate::export::http::HttpSpanSink;
 use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
-use crate::tls::{self, HttpsClient, TlsConfig};
+use crate::tls::{self, TlsConfig};
 use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
 use opentelemetry_otlp::ExporterBuildError;
 
@@ -130,7 +130,10 @@ fn build_provider_with(
             let processor = match (config.protocol, &config.tls) {
                 (OtlpProtocol::Grpc, tls) => {
                     let tls = match tls {
-                        Some(tls) => Some(checked_tonic_config(tls, Signal::Traces)?),
+                        Some(tls) => Some(tls::checked_tonic_config(
+                            tls,
+                            Signal::Traces.certificate_var(),
+                        )?),
                         None => None,
                     };
                     let sink = GrpcSpanSink::new(&config.endpoint, timeout, headers, tls).map_err(
@@ -150,7 +153,13 @@ fn build_provider_with(
                         http::HeaderValue::from_str(&export::headers::user_agent())
                             .expect("the user agent is ASCII"),
                     );
-                    let client = https_client(tls, Signal::Traces, timeout, headers, None)?;
+                    let client = tls::https_client(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                        timeout,
+                        headers,
+                        None,
+                    )?;
                     RetryingBatchProcessor::start(
                         HttpSpanSink::over_tls(&config.endpoint, client),
                         settings,
@@ -169,7 +178,10 @@ fn build_provider_with(
                     .with_endpoint(config.endpoint.clone())
                     .with_timeout(timeout);
                 if let Some(tls) = &config.tls {
-                    builder = builder.with_tls_config(checked_tonic_config(tls, Signal::Traces)?);
+                    builder = builder.with_tls_config(tls::checked_tonic_config(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                    )?);
                 }
                 builder.build()?
             }
@@ -180,8 +192,13 @@ fn build_provider_with(
                     .with_endpoint(config.endpoint.clone())
                     .with_timeout(timeout);
                 if let Some(tls) = &config.tls {
-                    let client =
-                        https_client(tls, Signal::Traces, timeout, http::HeaderMap::new(), None)?;
+                    let client = tls::https_client(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                        timeout,
+                        http::HeaderMap::new(),
+                        None,
+                    )?;
                     builder = builder.with_http_client(client);
                 }
                 builder.build()?
@@ -197,27 +214,4 @@ fn build_provider_with(
 /// The start-up line's `tls` field.
 fn tls_summary(tls: Option<&TlsConfig>) -> String {
     tls.map_or_else(|| "none (http://)".to_owned(), TlsConfig::describe)
-}
-
-/// tonic's TLS configuration, after building the same trust with rustls
-/// here: tonic would report an empty system store or a mismatched client key
-/// only as an opaque error at its first connection.
-pub(crate) fn checked_tonic_config(
-    tls: &TlsConfig,
-    signal: Signal,
-) -> Result<tonic::transport::ClientTlsConfig, TelemetryError> {
-    tls::rustls_config(tls, signal.certificate_var())?;
-    Ok(tls::tonic_config(tls))
-}
-
-/// The OTLP/HTTPS client of one signal.
-pub(crate) fn https_client(
-    tls: &TlsConfig,
-    signal: Signal,
-    timeout: std::time::Duration,
-    headers: http::HeaderMap,
-    log_failures: Option<&'static str>,
-) -> Result<HttpsClient, TelemetryError> {
-    let config = tls::rustls_config(tls, signal.certificate_var())?;
-    Ok(HttpsClient::new(config, timeout, headers, log_failures)?)
 }

@@ -42,7 +42,7 @@ use tonic::metadata::MetadataMap;
 pub use buckets::DURATION_BOUNDARIES;
 
 use crate::config::{OtlpProtocol, Signal, TelemetryConfig};
-use crate::init::{checked_tonic_config, https_client};
+use crate::tls;
 use crate::TelemetryError;
 
 /// Instrumentation scope of every instrument of the suite (the same name as
@@ -109,7 +109,10 @@ pub fn exporter(config: &TelemetryConfig) -> Result<Option<MetricExporter>, Tele
                 .with_timeout(metrics.timeout)
                 .with_metadata(MetadataMap::from_headers(metrics.headers.clone()));
             if let Some(tls) = &metrics.tls {
-                builder = builder.with_tls_config(checked_tonic_config(tls, Signal::Metrics)?);
+                builder = builder.with_tls_config(tls::checked_tonic_config(
+                    tls,
+                    Signal::Metrics.certificate_var(),
+                )?);
             }
             builder.build()?
         }
@@ -124,9 +127,9 @@ pub fn exporter(config: &TelemetryConfig) -> Result<Option<MetricExporter>, Tele
             if let Some(tls) = &metrics.tls {
                 // The SDK keeps a failure's reason to itself: this client
                 // logs it (once per run of failures).
-                let client = https_client(
+                let client = tls::https_client(
                     tls,
-                    Signal::Metrics,
+                    Signal::Metrics.certificate_var(),
                     metrics.timeout,
                     http::HeaderMap::new(),
                     Some("metrics"),

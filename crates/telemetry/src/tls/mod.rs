@@ -38,7 +38,8 @@ mod trust;
 pub(crate) use files::TlsVars;
 pub use files::{ClientIdentity, PemFile, TlsConfig};
 pub(crate) use https_client::HttpsClient;
-pub(crate) use trust::{rustls_config, tonic_config};
+
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -62,6 +63,31 @@ pub enum TlsError {
     Config(String),
     #[error("could not start the OTLP/HTTPS client's thread: {0}")]
     Thread(#[source] std::io::Error),
+}
+
+/// tonic's TLS configuration for an `https://` gRPC endpoint, after
+/// building the same trust with rustls here: tonic would report an empty
+/// system store or a client key that does not match its certificate only as
+/// an opaque error at its first connection. `ca_var` is the variable an
+/// empty store's error points to.
+pub(crate) fn checked_tonic_config(
+    tls: &TlsConfig,
+    ca_var: &'static str,
+) -> Result<tonic::transport::ClientTlsConfig, TlsError> {
+    trust::rustls_config(tls, ca_var)?;
+    Ok(trust::tonic_config(tls))
+}
+
+/// The client for an `https://` OTLP/HTTP endpoint ([`HttpsClient::new`]).
+pub(crate) fn https_client(
+    tls: &TlsConfig,
+    ca_var: &'static str,
+    timeout: Duration,
+    headers: http::HeaderMap,
+    log_failures: Option<&'static str>,
+) -> Result<HttpsClient, TlsError> {
+    let config = trust::rustls_config(tls, ca_var)?;
+    HttpsClient::new(config, timeout, headers, log_failures)
 }
 
 /// A failed export's reason, shortened to what matters when the client
