@@ -7,9 +7,14 @@
 //! `OTEL_TRACES_SAMPLER=always-on` stops the service with a clear message, and
 //! so that the resolution rules (which endpoint wins, which path is appended)
 //! are unit-tested rather than assumed.
+//!
+//! Endpoints are `http://` or `https://`; for `https://` the TLS variables
+//! (`OTEL_EXPORTER_OTLP_(TRACES_|METRICS_)CERTIFICATE`, `_CLIENT_CERTIFICATE`,
+//! `_CLIENT_KEY`) are read here too, their files checked ([`crate::tls`]).
 
 use std::time::Duration;
 
+use crate::tls::{TlsConfig, TlsVars};
 use crate::TelemetryError;
 
 /// How spans leave the process.
@@ -46,7 +51,7 @@ impl OtlpProtocol {
 /// The two signals this crate exports, each with its own `OTEL_*_<SIGNAL>_*`
 /// variables and its own OTLP/HTTP path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Signal {
+pub(crate) enum Signal {
     Traces,
     Metrics,
 }
@@ -71,6 +76,74 @@ impl Signal {
             Self::Traces => "/v1/traces",
             Self::Metrics => "/v1/metrics",
         }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS` (`export/headers.rs`).
+    pub(crate) fn headers_var(self) -> &'static str {
+        match self {
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        }
+    }
+
+    fn timeout_var(self) -> &'static str {
+        match self {
+            Self::Traces => "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            Self::Metrics => "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        }
+    }
+
+    /// The TLS variables of the signal, each before its generic fallback.
+    fn tls_vars(self) -> TlsVars {
+        match self {
+            Self::Traces => TlsVars {
+                certificate: [
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                client_certificate: [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                client_key: [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            },
+            Self::Metrics => TlsVars {
+                certificate: [
+                    "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                ],
+                client_certificate: [
+                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                client_key: [
+                    "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+            },
+        }
+    }
+
+    /// The CA variable an error about the trust store points to.
+    pub(crate) fn certificate_var(self) -> &'static str {
+        self.tls_vars().certificate[1]
+    }
+}
+
+/// The TLS set-up of a destination: read for `https://` only, where the
+/// specification says the certificate variables apply.
+fn resolve_tls(
+    signal: Signal,
+    endpoint: &str,
+    non_empty: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TlsConfig>, TelemetryError> {
+    if endpoint.starts_with("https://") {
+        TlsConfig::from_lookup(signal.tls_vars(), non_empty).map(Some)
+    } else {
+        Ok(None)
     }
 }
 
@@ -124,6 +197,13 @@ pub struct MetricsConfig {
     /// `OTEL_METRIC_EXPORT_INTERVAL`: how often the periodic reader collects
     /// and exports.
     pub interval: Duration,
+    /// `OTEL_EXPORTER_OTLP_METRICS_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
+    /// sent with every metric export (an auth token must reach both signals).
+    pub headers: http::HeaderMap,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`.
+    pub timeout: Duration,
+    /// `Some` for an `https://` endpoint ([`crate::tls`]).
+    pub tls: Option<TlsConfig>,
 }
 
 impl MetricsConfig {
@@ -161,11 +241,25 @@ impl MetricsConfig {
             },
             None => DEFAULT_METRIC_EXPORT_INTERVAL,
         };
+        let headers = crate::export::headers::from_lookup(Signal::Metrics, non_empty)?;
+        let timeout = match positive_millis(non_empty, Signal::Metrics.timeout_var())? {
+            Some(t) => t,
+            None => positive_millis(non_empty, "OTEL_EXPORTER_OTLP_TIMEOUT")?
+                .unwrap_or(DEFAULT_OTLP_TIMEOUT),
+        };
+        let tls = if exporter == MetricsExporterKind::Otlp {
+            resolve_tls(Signal::Metrics, &endpoint, non_empty)?
+        } else {
+            None
+        };
         Ok(Self {
             exporter,
             protocol,
             endpoint,
             interval,
+            headers,
+            timeout,
+            tls,
         })
     }
 }
@@ -275,6 +369,9 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
     /// sent with every span export request (`export/headers.rs`).
     pub otlp_headers: http::HeaderMap,
+    /// `Some` for an `https://` span endpoint: the CA to trust and the
+    /// client identity ([`crate::tls`]).
+    pub tls: Option<TlsConfig>,
     /// `OTEL_PROPAGATORS`: which context goes in and out with requests.
     pub propagators: Propagators,
 }
@@ -452,7 +549,7 @@ impl SpanExportConfig {
         };
         let export_timeout = positive_millis(non_empty, "OTEL_BSP_EXPORT_TIMEOUT")?
             .unwrap_or(DEFAULT_EXPORT_TIMEOUT);
-        let otlp_timeout = match positive_millis(non_empty, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")? {
+        let otlp_timeout = match positive_millis(non_empty, Signal::Traces.timeout_var())? {
             Some(t) => t,
             None => positive_millis(non_empty, "OTEL_EXPORTER_OTLP_TIMEOUT")?
                 .unwrap_or(DEFAULT_OTLP_TIMEOUT),
@@ -557,7 +654,8 @@ impl TelemetryConfig {
         };
         let span_export = SpanExportConfig::from_lookup(&non_empty)?;
         let span_exporter = SpanExporterKind::from_lookup(&non_empty)?;
-        let otlp_headers = crate::export::headers::from_lookup(&non_empty)?;
+        let otlp_headers = crate::export::headers::from_lookup(Signal::Traces, &non_empty)?;
+        let tls = resolve_tls(Signal::Traces, &endpoint, &non_empty)?;
         let propagators = match non_empty(PROPAGATORS_VAR) {
             Some(v) => Propagators::parse(&v)?,
             None => Propagators::default(),
@@ -577,6 +675,7 @@ impl TelemetryConfig {
             metrics,
             span_exporter,
             otlp_headers,
+            tls,
             propagators,
         })
     }
@@ -606,15 +705,8 @@ fn validate_endpoint(var: &'static str, value: &str) -> Result<String, Telemetry
         .parse()
         .map_err(|e| invalid(var, value, &format!("not a URL: {e}")))?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(invalid(
-                var,
-                value,
-                "https is not built into latency-lab; send to a local collector over http",
-            ))
-        }
-        _ => return Err(invalid(var, value, "expected an http:// URL")),
+        Some("http" | "https") => {}
+        _ => return Err(invalid(var, value, "expected an http:// or https:// URL")),
     }
     if uri.authority().is_none() {
         return Err(invalid(var, value, "the URL has no host"));
@@ -842,8 +934,33 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
             ),
             (
-                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317")],
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://c:4317")],
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4317"),
+                    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+                ],
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            ),
+            (
+                vec![
+                    ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "https://c:4317"),
+                    (
+                        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+                        "/nonexistent/ca.pem",
+                    ),
+                ],
+                "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "bad name=1")],
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "5s")],
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
             ),
             (vec![("OTEL_SDK_DISABLED", "yes")], "OTEL_SDK_DISABLED"),
             (vec![(SPAN_SOURCE_VAR, "yes")], SPAN_SOURCE_VAR),
@@ -935,6 +1052,9 @@ mod tests {
                 protocol: OtlpProtocol::Grpc,
                 endpoint: "http://localhost:4317".into(),
                 interval: Duration::from_secs(5),
+                headers: http::HeaderMap::new(),
+                timeout: DEFAULT_OTLP_TIMEOUT,
+                tls: None,
             }
         );
         assert!(c.metrics.exports(c.sdk_disabled));
@@ -1003,6 +1123,63 @@ mod tests {
                 .unwrap()
                 .sdk_disabled
         );
+    }
+
+    #[test]
+    fn https_endpoints_read_the_tls_variables_and_http_ones_ignore_them() {
+        // With http://, a certificate variable does not apply: not even read.
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!((c.tls, c.metrics.tls), (None, None));
+
+        // With https:// and no certificate: the system's store, per signal.
+        let c = resolve(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://gateway:4317")]).unwrap();
+        assert_eq!(c.endpoint, "https://gateway:4317");
+        let system = TlsConfig {
+            ca: None,
+            client: None,
+        };
+        assert_eq!(c.tls.as_ref(), Some(&system));
+        assert_eq!(c.metrics.tls.as_ref(), Some(&system));
+
+        // Only the signal whose endpoint is https:// reads them.
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "https://metrics:4317",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.tls, None);
+        assert_eq!(c.metrics.tls, Some(system));
+    }
+
+    #[test]
+    fn headers_and_timeout_reach_the_metrics_with_their_own_variables_winning() {
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t0ken"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "700"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_headers["authorization"], "Bearer t0ken");
+        assert_eq!(c.metrics.headers["authorization"], "Bearer t0ken");
+        assert_eq!(c.metrics.timeout, Duration::from_millis(700));
+        let c = resolve(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "m=2"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "700"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "300"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_headers.len(), 1);
+        assert_eq!(c.otlp_headers["a"], "1");
+        assert_eq!(c.metrics.headers.len(), 1);
+        assert_eq!(c.metrics.headers["m"], "2");
+        assert_eq!(c.metrics.timeout, Duration::from_millis(300));
     }
 
     #[test]

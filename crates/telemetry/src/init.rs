@@ -2,17 +2,18 @@
 //! subscriber.
 
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{RandomIdGenerator, SdkTracerProvider};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::config::{OtlpProtocol, SpanExporterKind, TelemetryConfig};
+use crate::config::{OtlpProtocol, Signal, SpanExporterKind, TelemetryConfig};
 use crate::export::grpc::GrpcSpanSink;
 use crate::export::http::HttpSpanSink;
 use crate::export::{self, ExportSettings, RetryingBatchProcessor, SpanExportStats};
+use crate::tls::{self, TlsConfig};
 use crate::{logging, metrics, propagation, resource, LogFormat, TelemetryError, TelemetryGuard};
 use opentelemetry_otlp::ExporterBuildError;
 
@@ -69,6 +70,7 @@ pub fn init(
             service.name = %config.service_name,
             endpoint = %config.endpoint,
             protocol = ?config.protocol,
+            tls = %tls_summary(config.tls.as_ref()),
             queue = config.span_export.max_queue_size,
             "exporting spans over OTLP"
         );
@@ -77,6 +79,7 @@ pub fn init(
         tracing::info!(
             endpoint = %config.metrics.endpoint,
             protocol = ?config.metrics.protocol,
+            tls = %tls_summary(config.metrics.tls.as_ref()),
             interval_ms = config.metrics.interval.as_millis() as u64,
             "exporting metrics over OTLP"
         );
@@ -124,39 +127,91 @@ fn build_provider_with(
         if config.span_exporter == SpanExporterKind::Direct {
             let headers = config.otlp_headers.clone();
             let report = Box::new(export::report::log);
-            let processor = match config.protocol {
-                OtlpProtocol::Grpc => {
-                    let sink =
-                        GrpcSpanSink::new(&config.endpoint, timeout, headers).map_err(|e| {
-                            ExporterBuildError::InvalidUri(config.endpoint.clone(), e.to_string())
-                        })?;
+            let processor = match (config.protocol, &config.tls) {
+                (OtlpProtocol::Grpc, tls) => {
+                    let tls = match tls {
+                        Some(tls) => Some(tls::checked_tonic_config(
+                            tls,
+                            Signal::Traces.certificate_var(),
+                        )?),
+                        None => None,
+                    };
+                    let sink = GrpcSpanSink::new(&config.endpoint, timeout, headers, tls).map_err(
+                        |e| ExporterBuildError::InvalidUri(config.endpoint.clone(), e.to_string()),
+                    )?;
                     RetryingBatchProcessor::start(sink, settings, report)
                 }
-                OtlpProtocol::HttpProtobuf => {
+                (OtlpProtocol::HttpProtobuf, None) => {
                     let sink = HttpSpanSink::new(&config.endpoint, timeout, headers)
                         .map_err(ExporterBuildError::InternalFailure)?;
                     RetryingBatchProcessor::start(sink, settings, report)
+                }
+                (OtlpProtocol::HttpProtobuf, Some(tls)) => {
+                    let mut headers = headers;
+                    headers.insert(
+                        http::header::USER_AGENT,
+                        http::HeaderValue::from_str(&export::headers::user_agent())
+                            .expect("the user agent is ASCII"),
+                    );
+                    let client = tls::https_client(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                        timeout,
+                        headers,
+                        None,
+                    )?;
+                    RetryingBatchProcessor::start(
+                        HttpSpanSink::over_tls(&config.endpoint, client),
+                        settings,
+                        report,
+                    )
                 }
             };
             stats = Some(processor.stats());
             return Ok((builder.with_span_processor(processor).build(), stats));
         }
+        // The SDK exporters read the headers variables themselves.
         let exporter = match config.protocol {
-            OtlpProtocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(timeout)
-                .build()?,
-            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(config.endpoint.clone())
-                .with_timeout(timeout)
-                .build()?,
+            OtlpProtocol::Grpc => {
+                let mut builder = SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(config.endpoint.clone())
+                    .with_timeout(timeout);
+                if let Some(tls) = &config.tls {
+                    builder = builder.with_tls_config(tls::checked_tonic_config(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                    )?);
+                }
+                builder.build()?
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let mut builder = SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(config.endpoint.clone())
+                    .with_timeout(timeout);
+                if let Some(tls) = &config.tls {
+                    let client = tls::https_client(
+                        tls,
+                        Signal::Traces.certificate_var(),
+                        timeout,
+                        http::HeaderMap::new(),
+                        None,
+                    )?;
+                    builder = builder.with_http_client(client);
+                }
+                builder.build()?
+            }
         };
         let processor = RetryingBatchProcessor::new(exporter, settings);
         stats = Some(processor.stats());
         builder = builder.with_span_processor(processor);
     }
     Ok((builder.build(), stats))
+}
+
+/// The start-up line's `tls` field.
+fn tls_summary(tls: Option<&TlsConfig>) -> String {
+    tls.map_or_else(|| "none (http://)".to_owned(), TlsConfig::describe)
 }

@@ -20,6 +20,7 @@
 //!   `traceresponse` of answers: the only global state.
 //! - [`server`]: an axum middleware that opens the SERVER span of a request.
 //! - [`client`]: a reqwest client whose CLIENT spans inject the context.
+//! - [`tls`]: `https://` endpoints (the CA to trust, mutual TLS).
 //! - [`shutdown`]: the guard that flushes spans and metrics on exit and the
 //!   signal future.
 
@@ -36,6 +37,7 @@ pub mod propagation;
 pub mod resource;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 
 pub use client::{
     traced_client, traced_client_with, traced_client_with_pool, HttpClient, PoolConfig,

@@ -16,7 +16,7 @@ use opentelemetry_sdk::Resource;
 use prost::Message as _;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::encode::{EncodedResource, EncodedSpan, Request};
 use super::headers;
@@ -35,17 +35,22 @@ pub(crate) struct GrpcSpanSink {
 
 impl GrpcSpanSink {
     /// A lazily connected channel to `endpoint`, each call bounded by
-    /// `timeout`. Call inside the Tokio runtime: the channel's connection
-    /// task lives there.
+    /// `timeout`, over TLS when `tls` is given (an `https://` endpoint).
+    /// Call inside the Tokio runtime: the channel's connection task lives
+    /// there.
     pub(crate) fn new(
         endpoint: &str,
         timeout: Duration,
         headers: http::HeaderMap,
+        tls: Option<ClientTlsConfig>,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
+        let mut endpoint = Endpoint::from_shared(endpoint.to_owned())?
             .user_agent(headers::user_agent())?
-            .timeout(timeout)
-            .connect_lazy();
+            .timeout(timeout);
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect_lazy();
         Ok(Self {
             client: tonic::client::Grpc::new(channel),
             metadata: MetadataMap::from_headers(headers),
@@ -58,7 +63,7 @@ impl GrpcSpanSink {
         client
             .ready()
             .await
-            .map_err(|e| format!("export failed: {}", chain(&e)))?;
+            .map_err(|e| crate::tls::explain(format!("export failed: {}", chain(&e))))?;
         let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
@@ -79,7 +84,7 @@ impl GrpcSpanSink {
                         text.push_str(&root);
                     }
                 }
-                text
+                crate::tls::explain(text)
             })?;
         if let Ok(answer) = ExportTraceServiceResponse::decode(response.into_inner()) {
             log_partial_success(&answer);

@@ -1,5 +1,6 @@
-//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
-//! extra headers (gRPC metadata) on every export request, e.g. an API key.
+//! `OTEL_EXPORTER_OTLP_TRACES_HEADERS` (or `_METRICS_HEADERS`), else
+//! `OTEL_EXPORTER_OTLP_HEADERS`: extra headers (gRPC metadata) on every
+//! export request of the signal, e.g. an API key.
 //!
 //! Read as the OpenTelemetry OTLP exporter reads them (the signal's own
 //! variable replaces the generic one; `key=value` pairs separated by
@@ -11,9 +12,9 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::config::Signal;
 use crate::TelemetryError;
 
-const TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
 const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 
 /// Every export request's `User-Agent`, as the OTLP exporter specification
@@ -25,13 +26,15 @@ pub(crate) fn user_agent() -> String {
     )
 }
 
-/// The headers the variables ask for (empty when neither is set), from
-/// a lookup that leaves out empty values ([`crate::config`]'s).
+/// The headers the variables of `signal` ask for (empty when neither is
+/// set), from a lookup that leaves out empty values ([`crate::config`]'s).
 pub(crate) fn from_lookup(
+    signal: Signal,
     non_empty: &impl Fn(&str) -> Option<String>,
 ) -> Result<HeaderMap, TelemetryError> {
-    let (var, value) = match non_empty(TRACES_HEADERS) {
-        Some(value) => (TRACES_HEADERS, value),
+    let signal_var = signal.headers_var();
+    let (var, value) = match non_empty(signal_var) {
+        Some(value) => (signal_var, value),
         None => match non_empty(HEADERS) {
             Some(value) => (HEADERS, value),
             None => return Ok(HeaderMap::new()),
@@ -71,6 +74,8 @@ fn parse(list: &str) -> Result<HeaderMap, String> {
 mod tests {
     use super::*;
 
+    const TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |name: &str| {
             vars.iter()
@@ -81,10 +86,13 @@ mod tests {
 
     #[test]
     fn pairs_are_trimmed_decoded_and_empty_ones_left_out() {
-        let headers = from_lookup(&env(&[(
-            HEADERS,
-            " api-key = secret%20value , x-team=lab,,noequals, empty=, =novalue",
-        )]))
+        let headers = from_lookup(
+            Signal::Traces,
+            &env(&[(
+                HEADERS,
+                " api-key = secret%20value , x-team=lab,,noequals, empty=, =novalue",
+            )]),
+        )
         .unwrap();
         assert_eq!(headers.len(), 2, "{headers:?}");
         assert_eq!(headers["api-key"], "secret value");
@@ -93,21 +101,26 @@ mod tests {
 
     #[test]
     fn the_signals_own_variable_replaces_the_generic_one() {
-        let headers = from_lookup(&env(&[(HEADERS, "a=1,b=2"), (TRACES_HEADERS, "c=3")])).unwrap();
+        let headers = from_lookup(
+            Signal::Traces,
+            &env(&[(HEADERS, "a=1,b=2"), (TRACES_HEADERS, "c=3")]),
+        )
+        .unwrap();
         assert_eq!(headers.len(), 1);
         assert_eq!(headers["c"], "3");
-        assert!(from_lookup(&env(&[])).unwrap().is_empty());
+        assert!(from_lookup(Signal::Traces, &env(&[])).unwrap().is_empty());
     }
 
     #[test]
     fn a_pair_that_cannot_be_a_header_names_the_variable() {
-        let error = from_lookup(&env(&[(TRACES_HEADERS, "bad name=1")])).unwrap_err();
+        let error =
+            from_lookup(Signal::Traces, &env(&[(TRACES_HEADERS, "bad name=1")])).unwrap_err();
         let text = error.to_string();
         assert!(
             text.contains(TRACES_HEADERS) && text.contains("bad name"),
             "{text}"
         );
-        let error = from_lookup(&env(&[(HEADERS, "k=line%0Abreak")])).unwrap_err();
+        let error = from_lookup(Signal::Traces, &env(&[(HEADERS, "k=line%0Abreak")])).unwrap_err();
         assert!(error.to_string().contains(HEADERS), "{error}");
     }
 }

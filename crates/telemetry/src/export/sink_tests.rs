@@ -70,7 +70,13 @@ fn grpc_calls_export_with_the_headers_as_metadata_and_a_user_agent() {
     let (runtime, addr, seen) = recorder();
     let sink = {
         let _inside = runtime.enter();
-        GrpcSpanSink::new(&format!("http://{addr}"), Duration::from_secs(5), api_key()).unwrap()
+        GrpcSpanSink::new(
+            &format!("http://{addr}"),
+            Duration::from_secs(5),
+            api_key(),
+            None,
+        )
+        .unwrap()
     };
     // The recorder is no gRPC server: the call fails, its head arrived.
     let _ = futures_executor::block_on(sink.send(&Batch::default()));

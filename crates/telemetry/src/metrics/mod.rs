@@ -29,17 +29,20 @@
 //! take their meter and duration histograms from here.
 
 mod buckets;
+mod reported;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 use opentelemetry::metrics::{Histogram, Meter};
-use opentelemetry_otlp::{MetricExporter, WithExportConfig};
+use opentelemetry_otlp::{MetricExporter, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
+use tonic::metadata::MetadataMap;
 
 pub use buckets::DURATION_BOUNDARIES;
 
-use crate::config::{OtlpProtocol, TelemetryConfig};
+use crate::config::{OtlpProtocol, Signal, TelemetryConfig};
+use crate::tls;
 use crate::TelemetryError;
 
 /// Instrumentation scope of every instrument of the suite (the same name as
@@ -78,7 +81,7 @@ pub fn build_meter_provider(
     let provider = match exporter(config)? {
         Some(exporter) => builder
             .with_reader(
-                PeriodicReader::builder(exporter)
+                PeriodicReader::builder(reported::Reported::new(exporter))
                     .with_interval(config.metrics.interval)
                     .build(),
             )
@@ -94,20 +97,58 @@ pub fn exporter(config: &TelemetryConfig) -> Result<Option<MetricExporter>, Tele
     if !metrics.exports(config.sdk_disabled) {
         return Ok(None);
     }
+    // The headers are given explicitly, resolved by the same rules as the
+    // spans' (a bad value stopped the start); the SDK would also read the
+    // variables itself, and drop a pair it cannot use without a word.
     let exporter = match metrics.protocol {
-        OtlpProtocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_temporality(Temporality::Cumulative)
-            .with_endpoint(metrics.endpoint.clone())
-            .build()?,
-        OtlpProtocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_temporality(Temporality::Cumulative)
-            .with_endpoint(metrics.endpoint.clone())
-            .build()?,
+        OtlpProtocol::Grpc => {
+            let mut builder = MetricExporter::builder()
+                .with_tonic()
+                .with_temporality(Temporality::Cumulative)
+                .with_endpoint(metrics.endpoint.clone())
+                .with_timeout(metrics.timeout)
+                .with_metadata(MetadataMap::from_headers(metrics.headers.clone()));
+            if let Some(tls) = &metrics.tls {
+                builder = builder.with_tls_config(tls::checked_tonic_config(
+                    tls,
+                    Signal::Metrics.certificate_var(),
+                )?);
+            }
+            builder.build()?
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let mut builder = MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_temporality(Temporality::Cumulative)
+                .with_endpoint(metrics.endpoint.clone())
+                .with_timeout(metrics.timeout)
+                .with_headers(header_strings(&metrics.headers));
+            if let Some(tls) = &metrics.tls {
+                // The SDK keeps a failure's reason to itself: this client
+                // logs it (once per run of failures).
+                let client = tls::https_client(
+                    tls,
+                    Signal::Metrics.certificate_var(),
+                    metrics.timeout,
+                    http::HeaderMap::new(),
+                    Some("metrics"),
+                )?;
+                builder = builder.with_http_client(client);
+            }
+            builder.build()?
+        }
     };
     Ok(Some(exporter))
+}
+
+/// The SDK's HTTP exporter takes its extra headers as strings (every value
+/// here came from a string, so none is lost).
+fn header_strings(headers: &http::HeaderMap) -> std::collections::HashMap<String, String> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
+        .collect()
 }
 
 #[cfg(test)]
