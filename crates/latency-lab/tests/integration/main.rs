@@ -21,6 +21,7 @@ mod logs;
 mod metrics_e2e;
 mod mock_faults;
 mod mock_timing;
+mod otlp_tls;
 mod percentiles;
 mod propagation;
 mod remedies;

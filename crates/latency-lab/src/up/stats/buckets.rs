@@ -40,6 +40,16 @@ impl Bucket {
         self.lower.is_none_or(|lower| seconds > lower)
             && self.upper.is_none_or(|upper| seconds <= upper)
     }
+
+    /// How far a value lies from this bucket, in seconds: 0 inside and on
+    /// the lower edge (which belongs to the bucket below).
+    pub(crate) fn distance(&self, seconds: f64) -> f64 {
+        match (self.lower, self.upper) {
+            (Some(lower), _) if seconds <= lower => lower - seconds,
+            (_, Some(upper)) if seconds > upper => seconds - upper,
+            _ => 0.0,
+        }
+    }
 }
 
 impl Buckets {
